@@ -1,0 +1,45 @@
+# Beskar7 — common tasks. `make help` lists them.
+SHELL := /bin/bash
+CARGO ?= cargo
+NEXTEST_PROFILE ?= default
+PYTEST := .venv/bin/pytest
+KUBECONFIG_OUT ?= /tmp/beskar7-sim.kubeconfig
+LISTEN ?= 127.0.0.1:6443
+
+.PHONY: help build test test-rust test-python venv lint fmt apiserver clean
+
+help:
+	@echo "make apiserver  run the simulated Kubernetes API server (kubeconfig: $(KUBECONFIG_OUT))"
+	@echo "make test       the whole test suite: Rust (nextest) and the Python-client conformance tests"
+	@echo "make lint       cargo fmt --check and clippy -D warnings"
+	@echo "make venv       the Python venv the tests need (.venv)"
+
+build:
+	$(CARGO) build --workspace --locked
+
+# The Rust suite builds the beskar7-sim binary the Python suite runs against.
+test: venv test-rust test-python
+
+test-rust:
+	$(CARGO) nextest run --workspace --locked --profile $(NEXTEST_PROFILE)
+
+test-python: venv
+	$(PYTEST) -q sim/tests/python
+
+venv:
+	.ci/python-venv.sh
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+apiserver:
+	$(CARGO) run --locked -p beskar7-sim -- apiserver --listen $(LISTEN) --kubeconfig $(KUBECONFIG_OUT) \
+		--crds ../shared/fixtures/capi-crds --crds ../shared/fixtures/cert-manager-crds
+
+clean:
+	$(CARGO) clean
+	rm -rf .venv

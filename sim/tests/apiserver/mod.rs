@@ -1,0 +1,10 @@
+//! Conformance of the in-memory apiserver, one test per behaviour, through the real `kube` client.
+
+mod crud;
+mod finalizers;
+mod lifecycle;
+mod lists;
+mod patches;
+mod runtime;
+mod semantics;
+mod watches;

@@ -1,0 +1,6 @@
+//! The sim's integration tests, one binary: the apiserver's conformance suite through the real
+//! `kube` client and kube-runtime, and the `beskar7-sim` command line.
+
+mod apiserver;
+mod cli;
+mod support;
