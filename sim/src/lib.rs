@@ -5,3 +5,5 @@
 #![forbid(unsafe_code)]
 
 pub mod apiserver;
+pub mod bench;
+pub mod bmc;

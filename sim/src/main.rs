@@ -23,6 +23,59 @@ struct Cli {
 enum Command {
     /// Serve an in-memory Kubernetes API server until interrupted.
     Apiserver(ApiserverArgs),
+    /// Benchmark the API server: create, list, and watch fan-out over loopback HTTP.
+    BenchApiserver(BenchArgs),
+    /// Serve one simulated Redfish BMC until interrupted.
+    Bmc(BmcArgs),
+}
+
+#[derive(clap::Args)]
+struct BmcArgs {
+    /// Address to listen on; port 0 picks a free port (the chosen one is printed).
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    listen: SocketAddr,
+    /// Vendor persona: generic, ilo, idrac, supermicro, xcc, ami, openbmc, no-once.
+    #[arg(long, default_value = "generic")]
+    persona: beskar7_sim::bmc::Persona,
+    /// Serve this short-form Redfish mockup tree (e.g. ../shared/fixtures/redfish/mockups/DL325).
+    #[arg(long)]
+    mockup: Option<PathBuf>,
+    #[arg(long, default_value = "admin")]
+    username: String,
+    /// The BMC account's password (a simulated credential).
+    #[arg(long, default_value = "password")]
+    password: String,
+    /// MAC address of a host NIC (repeatable; default one generated MAC).
+    #[arg(long = "mac")]
+    macs: Vec<String>,
+    /// Whether the server starts powered on.
+    #[arg(long)]
+    powered_on: bool,
+    /// How long a power transition takes, in milliseconds.
+    #[arg(long, default_value_t = 200)]
+    power_delay_ms: u64,
+    /// Latency added to every request, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Fail the first requests: KIND[:COUNT] with KIND server-error, garbage, hang or unavailable.
+    #[arg(long = "fault")]
+    faults: Vec<String>,
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// Objects to create, list and update.
+    #[arg(long, default_value_t = 10_000)]
+    objects: usize,
+    /// Concurrent watchers that each receive every update.
+    #[arg(long, default_value_t = 20)]
+    watchers: usize,
+    /// Requests in flight at once while creating and updating.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -65,6 +118,8 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Apiserver(args) => runtime.block_on(apiserver(args)),
+        Command::BenchApiserver(args) => runtime.block_on(bench_apiserver(args)),
+        Command::Bmc(args) => runtime.block_on(bmc(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -132,6 +187,76 @@ async fn apiserver(args: ApiserverArgs) -> Result<(), String> {
         writeln!(stdout, "beskar7-sim apiserver listening on {url}").and_then(|_| stdout.flush());
     server
         .serve(listener, shutdown_signal())
+        .await
+        .map_err(|e| format!("serving failed: {e}"))
+}
+
+async fn bench_apiserver(args: BenchArgs) -> Result<(), String> {
+    let config = beskar7_sim::bench::BenchConfig {
+        objects: args.objects,
+        watchers: args.watchers,
+        concurrency: args.concurrency,
+    };
+    let report = beskar7_sim::bench::run(config).await?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+        );
+    } else {
+        println!("{report}");
+    }
+    Ok(())
+}
+
+async fn bmc(args: BmcArgs) -> Result<(), String> {
+    use beskar7_sim::bmc::{Bmc, BmcConfig, Fault, ServerSpec};
+    let mut server = ServerSpec {
+        powered_on: args.powered_on,
+        ..ServerSpec::default()
+    };
+    if !args.macs.is_empty() {
+        server.macs = args.macs.clone();
+    }
+    let config = BmcConfig {
+        persona: args.persona,
+        username: args.username,
+        password: args.password,
+        server,
+        mockup: args.mockup,
+        power_delay: std::time::Duration::from_millis(args.power_delay_ms),
+        latency: std::time::Duration::from_millis(args.latency_ms),
+    };
+    let bmc = Bmc::new(config)?;
+    for spec in &args.faults {
+        let (kind, count) = match spec.split_once(':') {
+            Some((kind, count)) => (
+                kind,
+                count
+                    .parse::<usize>()
+                    .map_err(|_| format!("--fault {spec:?}: COUNT must be a number"))?,
+            ),
+            None => (spec.as_str(), 1),
+        };
+        bmc.inject(
+            kind.parse::<Fault>().map_err(|e| format!("--fault: {e}"))?,
+            count,
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let address = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the listening address: {e}"))?;
+    let mut stdout = std::io::stdout();
+    let _ = writeln!(
+        stdout,
+        "beskar7-sim bmc ({}) listening on http://{address}/redfish/v1",
+        args.persona
+    )
+    .and_then(|_| stdout.flush());
+    bmc.serve(listener, shutdown_signal())
         .await
         .map_err(|e| format!("serving failed: {e}"))
 }

@@ -265,3 +265,62 @@ async fn serves_capi_and_cert_manager_crds_over_http_with_kubeconfigs_and_an_aud
     drop(server);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn bmc_rejects_an_unknown_persona_with_the_known_ones() {
+    let (ok, stderr) = run(&["bmc", "--persona", "hpe"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("unknown persona \"hpe\"") && stderr.contains("idrac"),
+        "{stderr}"
+    );
+    let (ok, stderr) = run(&["bmc", "--listen", "127.0.0.1:0", "--fault", "lightning"]);
+    assert!(!ok);
+    assert!(stderr.contains("unknown fault \"lightning\""), "{stderr}");
+}
+
+#[tokio::test]
+async fn bmc_serves_a_mockup_and_plays_its_faults() {
+    let dl325 = fixtures().join("redfish/mockups/DL325");
+    let mut child = Command::new(BINARY)
+        .args([
+            "bmc",
+            "--listen",
+            "127.0.0.1:0",
+            "--persona",
+            "ilo",
+            "--mockup",
+            dl325.to_str().unwrap(),
+            "--fault",
+            "server-error:1",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start beskar7-sim bmc");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("beskar7-sim bmc (ilo) listening on ")
+        .unwrap_or_else(|| panic!("{line:?}"))
+        .to_string();
+    let http = reqwest::Client::new();
+    let get = |path: &str| {
+        http.get(format!("{url}{path}"))
+            .basic_auth("admin", Some("password"))
+            .send()
+    };
+    assert_eq!(
+        get("/Systems/1").await.unwrap().status(),
+        500,
+        "the injected fault comes first"
+    );
+    let system: serde_json::Value = get("/Systems/1").await.unwrap().json().await.unwrap();
+    assert_eq!(system["Model"], "ProLiant DL325 Gen10 Plus");
+    let _ = child.kill();
+    let _ = child.wait();
+}

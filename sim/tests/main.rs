@@ -2,5 +2,6 @@
 //! `kube` client and kube-runtime, and the `beskar7-sim` command line.
 
 mod apiserver;
+mod bmc;
 mod cli;
 mod support;

@@ -45,6 +45,9 @@ pub struct Change {
     /// The object before the change, so a watch can tell an object entering or leaving its
     /// selector.
     pub previous: Option<Arc<Value>>,
+    /// `object` as JSON, encoded once by the first watch that sends it at the stored version and
+    /// reused by every other: fan-out to many watches costs one serialization per change.
+    pub encoded: std::sync::OnceLock<bytes::Bytes>,
 }
 
 pub struct Collection {
@@ -199,6 +202,7 @@ impl State {
             kind,
             object: object.clone(),
             previous,
+            encoded: std::sync::OnceLock::new(),
         }));
         while collection.log.len() > history {
             if let Some(dropped) = collection.log.pop_front() {

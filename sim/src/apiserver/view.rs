@@ -2,6 +2,7 @@
 //! event lines.
 
 use super::resources::ResourceType;
+use super::store::Change;
 use bytes::Bytes;
 use serde::Serialize;
 use serde_json::Value;
@@ -82,6 +83,17 @@ pub fn event_line(kind: &str, object: &Value) -> Bytes {
     Bytes::from(line)
 }
 
+/// The same line from an object already encoded as JSON: `{"type":"…","object":…}\n`.
+pub fn event_line_encoded(kind: &str, object_json: &[u8]) -> Bytes {
+    let mut line = Vec::with_capacity(object_json.len() + 32);
+    line.extend_from_slice(b"{\"type\":\"");
+    line.extend_from_slice(kind.as_bytes());
+    line.extend_from_slice(b"\",\"object\":");
+    line.extend_from_slice(object_json);
+    line.extend_from_slice(b"}\n");
+    Bytes::from(line)
+}
+
 /// A BOOKMARK: `kind` and `apiVersion` are required (kube's TypeMeta has no defaults).
 pub fn bookmark_line(rt: &ResourceType, version: &str, rv: u64, initial_events_end: bool) -> Bytes {
     let mut metadata = serde_json::json!({"resourceVersion": rv.to_string()});
@@ -90,4 +102,33 @@ pub fn bookmark_line(rt: &ResourceType, version: &str, rv: u64, initial_events_e
     }
     let object = serde_json::json!({"kind": rt.kind, "apiVersion": rt.api_version(version), "metadata": metadata});
     event_line("BOOKMARK", &object)
+}
+
+/// A watch event line for a logged change, reusing the change's cached encoding when the watch
+/// is served at the stored form (the common case).
+pub fn change_line(kind: &str, change: &Change, rt: &ResourceType, version: &str) -> Bytes {
+    match at_version(&change.object, rt, version) {
+        Cow::Borrowed(object) => {
+            let encoded = change.encoded.get_or_init(|| {
+                Bytes::from(serde_json::to_vec(object).expect("JSON values always serialize"))
+            });
+            event_line_encoded(kind, encoded)
+        }
+        Cow::Owned(object) => event_line(kind, &object),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoded_lines_equal_serialized_ones() {
+        let object = serde_json::json!({"kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": "v\n\"q\""}});
+        let encoded = serde_json::to_vec(&object).unwrap();
+        assert_eq!(
+            event_line_encoded("MODIFIED", &encoded),
+            event_line("MODIFIED", &object)
+        );
+    }
 }

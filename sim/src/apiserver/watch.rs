@@ -8,7 +8,7 @@ use super::error::ApiError;
 use super::resources::{GroupResource, ResourceType};
 use super::selector::{FieldSelector, LabelSelector};
 use super::store::{Change, ChangeKind, Store, matches};
-use super::view::{at_version, bookmark_line, event_line};
+use super::view::{at_version, bookmark_line, change_line, event_line};
 use bytes::Bytes;
 use futures::Stream;
 use serde_json::Value;
@@ -158,10 +158,8 @@ impl Watch {
         let start = collection.log.partition_point(|c| c.rv <= self.cursor);
         for change in collection.log.range(start..) {
             if let Some(kind) = self.event_kind(change) {
-                self.pending.push_back(event_line(
-                    kind,
-                    &at_version(&change.object, &self.rt, &self.version),
-                ));
+                self.pending
+                    .push_back(change_line(kind, change, &self.rt, &self.version));
             }
             self.cursor = change.rv;
         }
