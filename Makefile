@@ -6,13 +6,15 @@ PYTEST := .venv/bin/pytest
 KUBECONFIG_OUT ?= /tmp/beskar7-sim.kubeconfig
 LISTEN ?= 127.0.0.1:6443
 
-.PHONY: help build test test-rust test-python venv lint fmt apiserver clean
+.PHONY: help build test test-rust test-python venv lint fmt apiserver bench-apiserver crds clean
 
 help:
 	@echo "make apiserver  run the simulated Kubernetes API server (kubeconfig: $(KUBECONFIG_OUT))"
 	@echo "make test       the whole test suite: Rust (nextest) and the Python-client conformance tests"
 	@echo "make lint       cargo fmt --check and clippy -D warnings"
 	@echo "make venv       the Python venv the tests need (.venv)"
+	@echo "make crds       regenerate crds/ from the API types in src/api"
+	@echo "make bench-apiserver  10,000 objects, 20 watchers: create, list and watch fan-out figures"
 
 build:
 	$(CARGO) build --workspace --locked
@@ -39,6 +41,14 @@ fmt:
 apiserver:
 	$(CARGO) run --locked -p beskar7-sim -- apiserver --listen $(LISTEN) --kubeconfig $(KUBECONFIG_OUT) \
 		--crds ../shared/fixtures/capi-crds --crds ../shared/fixtures/cert-manager-crds
+
+# A benchmark, not a test: figures go into notes and docs, never into assertions.
+bench-apiserver:
+	$(CARGO) run --locked --release -p beskar7-sim -- bench-apiserver --objects 10000 --watchers 20
+
+# The CRDs in crds/ are generated from src/api; a test fails when they drift.
+crds:
+	$(CARGO) run --locked -q -p beskar7 -- crds --out-dir crds
 
 clean:
 	$(CARGO) clean

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Creates <repo>/.venv for the Python-client conformance tests in
-# sim/tests/python and installs their pinned packages.
+# Creates <repo>/.venv, the test venv: the Python-client conformance tests in sim/tests/python,
+# helm-sdkpy, and sushy-emulator for the Redfish client's tests. Packages are pinned in
+# .ci/requirements.txt.
 #
 # Idempotent: a stamp file in the venv holds a hash of everything that decides
 # its contents (requirements, the helm-sdkpy pin, the interpreter), so a re-run
@@ -12,7 +13,7 @@ set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$repo/.venv"
-requirements="$repo/sim/tests/python/requirements.txt"
+requirements="$repo/.ci/requirements.txt"
 python="${PYTHON:-python3}"
 stamp="$venv/.requirements.sha256"
 
@@ -54,7 +55,7 @@ rm -rf "$venv"
 "$venv/bin/python" -m pip install "${pip_quiet[@]}" -r "$requirements"
 "$venv/bin/python" -m pip install "${pip_quiet[@]}" --no-deps --ignore-requires-python "$helm_sdkpy"
 # Fail here, not in the middle of a test run, if something did not install.
-"$venv/bin/python" -c 'import kubernetes, pytest, helm_sdkpy'
+"$venv/bin/python" -c 'import kubernetes, pytest, helm_sdkpy, sushy_tools'
 
 # Written last: an interrupted run leaves no stamp and is redone next time.
 echo "$want" >"$stamp"

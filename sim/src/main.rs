@@ -102,6 +102,8 @@ struct ApiserverArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // One crypto provider for every TLS client in the process (kube's, reqwest's): ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),

@@ -308,7 +308,7 @@ async fn bmc_serves_a_mockup_and_plays_its_faults() {
         .strip_prefix("beskar7-sim bmc (ilo) listening on ")
         .unwrap_or_else(|| panic!("{line:?}"))
         .to_string();
-    let http = reqwest::Client::new();
+    let http = crate::support::http_client(std::time::Duration::from_secs(5));
     let get = |path: &str| {
         http.get(format!("{url}{path}"))
             .basic_auth("admin", Some("password"))

@@ -140,3 +140,13 @@ pub async fn raw(
         serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
     )
 }
+
+/// A plain-HTTP client for loopback tests. When the workspace is built together, reqwest's
+/// rustls comes without a default provider, so install ring (the project's one provider) first.
+pub fn http_client(timeout: Duration) -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .expect("HTTP client")
+}

@@ -27,10 +27,7 @@ pub async fn start(config: BmcConfig) -> Target {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(bmc.clone().serve(listener, std::future::pending()));
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
+    let http = crate::support::http_client(Duration::from_secs(5));
     let token = if bmc.quirks().basic_auth {
         None
     } else {

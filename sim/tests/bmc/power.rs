@@ -189,10 +189,7 @@ async fn faults_play_on_the_next_requests_then_stop() {
     assert_eq!(t.get("/redfish/v1/Systems").await.status, StatusCode::OK);
 
     t.bmc.inject(Fault::Hang, 1);
-    let quick = reqwest::Client::builder()
-        .timeout(Duration::from_millis(300))
-        .build()
-        .unwrap();
+    let quick = crate::support::http_client(Duration::from_millis(300));
     let hung = quick
         .get(format!("{}/redfish/v1/Systems", t.base))
         .basic_auth("admin", Some("password"))

@@ -1,0 +1,5 @@
+//! Beskar7: a Cluster API infrastructure provider for bare-metal servers with Redfish BMCs.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod redfish;

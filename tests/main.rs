@@ -1,0 +1,4 @@
+//! The operator's integration tests, one binary.
+
+mod api;
+mod redfish;
