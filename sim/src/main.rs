@@ -98,6 +98,9 @@ struct ApiserverArgs {
     /// The Kubernetes minor version /version reports (kubectl's dispatcher picks its binary by it).
     #[arg(long, default_value_t = 33, value_parser = clap::value_parser!(u32).range(27..=40))]
     kubernetes_minor: u32,
+    /// Enforce the RBAC objects stored in the server for every identity but the admin.
+    #[arg(long)]
+    authorize: bool,
 }
 
 fn main() -> ExitCode {
@@ -151,6 +154,7 @@ async fn apiserver(args: ApiserverArgs) -> Result<(), String> {
     let config = Config {
         audit_log: args.audit_log.clone(),
         minor_version: Some(args.kubernetes_minor),
+        authorize: args.authorize,
         ..Config::default()
     };
     let server = ApiServer::new(config).map_err(|e| {

@@ -324,3 +324,43 @@ async fn bmc_serves_a_mockup_and_plays_its_faults() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[tokio::test]
+async fn authorize_enforces_rbac_for_kubeconfig_identities() {
+    let dir = std::env::temp_dir().join(format!("beskar7-sim-authz-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (admin, bob) = (dir.join("admin.kubeconfig"), dir.join("bob.kubeconfig"));
+    let identity = format!("bob:ops={}", bob.display());
+    let _server = start(&[
+        "--kubeconfig",
+        admin.to_str().unwrap(),
+        "--identity",
+        &identity,
+        "--authorize",
+    ]);
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> =
+        Api::all(client_from(&admin).await);
+    assert!(
+        !namespaces
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty(),
+        "the admin may do anything"
+    );
+    let as_bob: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client_from(&bob).await);
+    match as_bob.list(&ListParams::default()).await {
+        Err(kube::Error::Api(s)) => {
+            assert_eq!(s.code, 403);
+            assert!(
+                s.message
+                    .contains("User \"bob\" cannot list resource \"namespaces\""),
+                "{}",
+                s.message
+            );
+        }
+        other => panic!("expected 403, got {other:?}"),
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

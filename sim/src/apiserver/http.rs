@@ -7,7 +7,7 @@ use super::routes::{ResourcePath, Route, parse};
 use super::selector::{FieldSelector, LabelSelector};
 use super::watch::{self, WatchRequest};
 use super::write::{DeleteOptions, DeleteOutcome, PatchBody, PatchKind, Subresource, WriteOptions};
-use super::{ApiServer, AuditKey, Identity, discovery, view};
+use super::{ApiServer, AuditKey, Identity, discovery, rbac, view};
 use axum::body::{Body, to_bytes};
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -51,6 +51,11 @@ async fn handle(State(server): State<Arc<ApiServer>>, request: Request) -> Respo
     };
     let query = Query::parse(parts.uri.query());
     let route = parse(parts.uri.path());
+    if server.authorize
+        && let Err(forbidden) = allowed_without_rbac(&identity, route.as_ref())
+    {
+        return forbidden.into_response();
+    }
     let registry = || server.store.lock().registry.clone();
     match route {
         None => ApiError::no_such_path().into_response(),
@@ -77,14 +82,50 @@ async fn handle(State(server): State<Arc<ApiServer>>, request: Request) -> Respo
         },
         Some(Route::Resource(path)) => {
             let verb = verb_of(&parts.method, &path, &query);
-            let response =
-                match resource(&server, &parts.method, &parts.headers, &path, &query, body).await {
-                    Ok(response) => response,
-                    Err(err) => err.into_response(),
+            // As on the real server: authentication, then authorization, then the handler.
+            let allowed = if server.authorize {
+                let attributes = rbac::Attributes {
+                    verb,
+                    group: &path.group,
+                    resource: &path.resource,
+                    subresource: path.subresource.as_deref(),
+                    namespace: path.namespace.as_deref(),
+                    name: path.name.as_deref(),
                 };
+                rbac::authorize(&server.store.lock(), &identity, &attributes)
+            } else {
+                Ok(())
+            };
+            let outcome = match allowed {
+                Ok(()) => {
+                    resource(&server, &parts.method, &parts.headers, &path, &query, body).await
+                }
+                Err(forbidden) => Err(forbidden),
+            };
+            let response = match outcome {
+                Ok(response) => response,
+                Err(err) => err.into_response(),
+            };
             audit(&server, &identity, verb, &path, response.status().as_u16());
             response
         }
+    }
+}
+
+/// Discovery is for authenticated identities (`system:discovery`); `/version` and the health
+/// endpoints for everyone (`system:public-info-viewer`). Resource requests go through RBAC.
+fn allowed_without_rbac(identity: &Identity, route: Option<&Route>) -> ApiResult<()> {
+    let anonymous = identity
+        .groups
+        .iter()
+        .any(|g| g == "system:unauthenticated");
+    match route {
+        Some(Route::Version | Route::Health) | Some(Route::Resource(_)) => Ok(()),
+        _ if anonymous && !rbac::is_admin(identity) => Err(ApiError::forbidden(format!(
+            "forbidden: User \"{}\" cannot get path",
+            identity.user
+        ))),
+        _ => Ok(()),
     }
 }
 

@@ -11,6 +11,7 @@ mod event_views;
 pub(crate) mod http;
 mod kinds;
 mod patch;
+mod rbac;
 pub mod resources;
 mod routes;
 pub mod selector;
@@ -42,6 +43,13 @@ impl Identity {
         Identity {
             user: "admin".into(),
             groups: vec!["system:masters".into(), "system:authenticated".into()],
+        }
+    }
+
+    pub fn anonymous() -> Self {
+        Identity {
+            user: "system:anonymous".into(),
+            groups: vec!["system:unauthenticated".into()],
         }
     }
 
@@ -104,6 +112,9 @@ pub struct Config {
     pub audit_log: Option<PathBuf>,
     /// The Kubernetes minor version `/version` reports (kubectl's dispatcher picks its binary by it).
     pub minor_version: Option<u32>,
+    /// Enforce the RBAC objects stored in the server for every identity but the admins
+    /// (`system:masters`); requests without credentials are then `system:anonymous`.
+    pub authorize: bool,
 }
 
 pub struct ApiServer {
@@ -112,6 +123,7 @@ pub struct ApiServer {
     audit_file: Option<Mutex<BufWriter<File>>>,
     audit_seen: Mutex<BTreeSet<AuditKey>>,
     minor_version: u32,
+    authorize: bool,
 }
 
 impl ApiServer {
@@ -128,6 +140,7 @@ impl ApiServer {
             audit_file,
             audit_seen: Mutex::new(BTreeSet::new()),
             minor_version: config.minor_version.unwrap_or(33),
+            authorize: config.authorize,
         });
         server.create_default_namespaces();
         Ok(server)
@@ -166,6 +179,25 @@ impl ApiServer {
         axum::serve(listener, self.router())
             .with_graceful_shutdown(shutdown)
             .await
+    }
+
+    /// A router whose every request carries `identity`'s credentials: an in-process client
+    /// that acts as that identity (`kube::Client::new(server.router_for(sa), "default")`).
+    pub fn router_for(self: &Arc<Self>, identity: Identity) -> axum::Router {
+        let token = self.add_identity(identity);
+        let bearer = axum::http::HeaderValue::from_str(&format!("Bearer {token}"))
+            .expect("a token is ASCII");
+        self.router().layer(axum::middleware::map_request(
+            move |mut request: axum::extract::Request| {
+                let bearer = bearer.clone();
+                async move {
+                    request
+                        .headers_mut()
+                        .insert(axum::http::header::AUTHORIZATION, bearer);
+                    request
+                }
+            },
+        ))
     }
 
     /// Registers a bearer token for `identity` and returns it.
@@ -242,8 +274,13 @@ impl ApiServer {
 
     fn authenticate(&self, headers: &axum::http::HeaderMap) -> Option<Identity> {
         let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
-            // In-process clients carry no credentials; they act as the admin.
-            return Some(Identity::admin());
+            // In-process clients carry no credentials; they act as the admin, unless RBAC is
+            // enforced, where no credentials means anonymous, as on a real server.
+            return Some(if self.authorize {
+                Identity::anonymous()
+            } else {
+                Identity::admin()
+            });
         };
         let token = value.to_str().ok()?.strip_prefix("Bearer ")?.trim();
         self.tokens

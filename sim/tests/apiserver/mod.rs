@@ -5,6 +5,7 @@ mod finalizers;
 mod lifecycle;
 mod lists;
 mod patches;
+mod rbac;
 mod runtime;
 mod semantics;
 mod watches;
