@@ -25,8 +25,9 @@ test: venv test-rust test-python
 test-rust:
 	$(CARGO) nextest run --workspace --locked --profile $(NEXTEST_PROFILE)
 
+# HELM_DRIVER=memory: Helm keeps its releases in memory (its Secret driver sends protobuf).
 test-python: venv
-	$(PYTEST) -q sim/tests/python
+	HELM_DRIVER=memory $(PYTEST) -q sim/tests/python
 
 venv:
 	.ci/python-venv.sh
