@@ -100,6 +100,16 @@ fn prepare_service(state: &mut State, obj: &mut Value, old: Option<&Value>) {
     }
 }
 
+/// The real server's namespace lifecycle admission refuses to delete these.
+pub fn check_deletable(rt: &ResourceType, name: &str) -> ApiResult<()> {
+    if is(rt, NAMESPACES) && matches!(name, "default" | "kube-system" | "kube-public") {
+        return Err(ApiError::forbidden(format!(
+            "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+        )));
+    }
+    Ok(())
+}
+
 /// Whether deleting this object must go through a Terminating phase even with no finalizers in
 /// `metadata.finalizers`: a namespace always does, a CRD while it has instances.
 pub fn has_lifecycle_finalizer(rt: &ResourceType, _obj: &Value) -> bool {

@@ -102,6 +102,9 @@ impl Default for StoreConfig {
     }
 }
 
+/// Paginated lists in progress at once; an evicted one answers its next page with 410.
+const MAX_SNAPSHOTS: usize = 256;
+
 /// A consistent list taken for pagination; `continue` tokens page through it.
 struct Snapshot {
     rv: u64,
@@ -247,6 +250,12 @@ impl State {
             Some(limit) if items.len() > limit => {
                 let id = self.next_snapshot;
                 self.next_snapshot += 1;
+                // Clients may abandon a paginated list: keep the newest snapshots only.
+                if self.snapshots.len() >= MAX_SNAPSHOTS
+                    && let Some(oldest) = self.snapshots.keys().min().copied()
+                {
+                    self.snapshots.remove(&oldest);
+                }
                 self.snapshots.insert(
                     id,
                     Snapshot {

@@ -422,6 +422,7 @@ impl State {
         opts: &DeleteOptions,
     ) -> ApiResult<DeleteOutcome> {
         let current = self.get_or_404(rt, key)?;
+        kinds::check_deletable(rt, &key.1)?;
         let name = &key.1;
         // The real server names the kind, not the resource, in precondition conflicts.
         if let Some(uid) = &opts.uid {

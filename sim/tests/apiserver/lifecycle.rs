@@ -176,3 +176,26 @@ async fn deleting_a_namespace_terminates_its_contents() {
     .await
     .unwrap();
 }
+
+#[tokio::test]
+async fn the_system_namespaces_cannot_be_deleted() {
+    let (_server, client) = server();
+    let namespaces: Api<Namespace> = Api::all(client);
+    for name in ["default", "kube-system", "kube-public"] {
+        let err = api_error(namespaces.delete(name, &DeleteParams::default()).await);
+        assert_eq!(
+            (err.code, err.reason.as_str()),
+            (403, "Forbidden"),
+            "{name}"
+        );
+        assert!(
+            namespaces
+                .get(name)
+                .await
+                .unwrap()
+                .metadata
+                .deletion_timestamp
+                .is_none()
+        );
+    }
+}
