@@ -170,12 +170,7 @@ async fn apiserver(args: ApiserverArgs) -> Result<(), String> {
         let n = server.load_crds(dir)?;
         tracing::info!(dir = %dir.display(), crds = n, "loaded CRDs");
     }
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-    let address = listener
-        .local_addr()
-        .map_err(|e| format!("cannot read the listening address: {e}"))?;
+    let (listener, address) = bind(args.listen).await?;
     let url = format!("http://{address}");
     if let Some(path) = &args.kubeconfig {
         server
@@ -249,12 +244,7 @@ async fn bmc(args: BmcArgs) -> Result<(), String> {
             count,
         );
     }
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-    let address = listener
-        .local_addr()
-        .map_err(|e| format!("cannot read the listening address: {e}"))?;
+    let (listener, address) = bind(args.listen).await?;
     let mut stdout = std::io::stdout();
     let _ = writeln!(
         stdout,
@@ -265,6 +255,17 @@ async fn bmc(args: BmcArgs) -> Result<(), String> {
     bmc.serve(listener, shutdown_signal())
         .await
         .map_err(|e| format!("serving failed: {e}"))
+}
+
+/// Binds `address` (port 0 picks a free one) and returns the address actually bound.
+async fn bind(address: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), String> {
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|e| format!("cannot listen on {address}: {e}"))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the listening address: {e}"))?;
+    Ok((listener, bound))
 }
 
 async fn shutdown_signal() {

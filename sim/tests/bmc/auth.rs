@@ -57,37 +57,17 @@ async fn sessions_log_in_authenticate_and_log_out() {
     assert_eq!(session.status, StatusCode::CREATED);
     let (token, location) = (session.token.unwrap(), session.location.unwrap());
     assert_eq!(session.body["@odata.id"], location.as_str());
-    let systems = answer(
-        t.http
-            .get(format!("{}/redfish/v1/Systems", t.base))
-            .header("X-Auth-Token", &token)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let systems = t
+        .with_token(Method::GET, "/redfish/v1/Systems", &token)
+        .await;
     assert_eq!(systems.status, StatusCode::OK);
     assert_eq!(t.bmc.active_sessions(), 1);
-    let bye = answer(
-        t.http
-            .delete(format!("{}{location}", t.base))
-            .header("X-Auth-Token", &token)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let bye = t.with_token(Method::DELETE, &location, &token).await;
     assert_eq!(bye.status, StatusCode::NO_CONTENT);
     assert_eq!(t.bmc.active_sessions(), 0);
-    let after = answer(
-        t.http
-            .get(format!("{}/redfish/v1/Systems", t.base))
-            .header("X-Auth-Token", &token)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let after = t
+        .with_token(Method::GET, "/redfish/v1/Systems", &token)
+        .await;
     assert_eq!(
         after.status,
         StatusCode::UNAUTHORIZED,
@@ -102,15 +82,9 @@ async fn expired_sessions_get_401_and_a_new_login_works() {
     let t = persona(Persona::Generic).await;
     let token = login(&t, &[]).await.token.unwrap();
     t.bmc.expire_sessions();
-    let expired = answer(
-        t.http
-            .get(format!("{}/redfish/v1/Systems", t.base))
-            .header("X-Auth-Token", &token)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let expired = t
+        .with_token(Method::GET, "/redfish/v1/Systems", &token)
+        .await;
     assert_eq!(expired.status, StatusCode::UNAUTHORIZED);
     assert_eq!(login(&t, &[]).await.status, StatusCode::CREATED);
 }

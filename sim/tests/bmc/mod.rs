@@ -101,6 +101,15 @@ impl Target {
         answer(request.send().await.expect("request")).await
     }
 
+    /// A request authenticated with a session token only.
+    pub async fn with_token(&self, method: Method, path: &str, token: &str) -> Answer {
+        let request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header("X-Auth-Token", token);
+        answer(request.send().await.expect("request")).await
+    }
+
     pub async fn get(&self, path: &str) -> Answer {
         self.send(Method::GET, path, None, &[]).await
     }
