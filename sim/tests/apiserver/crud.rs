@@ -173,3 +173,75 @@ async fn cluster_wide_list_spans_namespaces() {
         .collect();
     assert_eq!(namespaces, ["default", "other"]);
 }
+
+#[tokio::test]
+async fn delete_collection_deletes_what_the_selector_matches() {
+    let (_server, client) = server();
+    let cms: Api<ConfigMap> = Api::default_namespaced(client);
+    for (name, pool) in [("a", "free"), ("b", "free"), ("c", "claimed")] {
+        let mut cm = config_map(name, &[]);
+        cm.metadata.labels = Some(BTreeMap::from([("pool".to_string(), pool.to_string())]));
+        cms.create(&PostParams::default(), &cm).await.unwrap();
+    }
+    let deleted = cms
+        .delete_collection(
+            &DeleteParams::default(),
+            &ListParams::default().labels("pool=free"),
+        )
+        .await
+        .unwrap()
+        .left()
+        .expect("a list of what was deleted");
+    let names: Vec<String> = deleted
+        .items
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .collect();
+    assert_eq!(names, ["a", "b"]);
+    let left: Vec<String> = cms
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .collect();
+    assert_eq!(left, ["c"]);
+}
+
+#[tokio::test]
+async fn services_get_a_cluster_ip_that_updates_keep() {
+    use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
+    let (_server, client) = server();
+    let services: Api<Service> = Api::default_namespaced(client);
+    let svc = Service {
+        metadata: ObjectMeta {
+            name: Some("callback".into()),
+            ..Default::default()
+        },
+        spec: Some(ServiceSpec {
+            ports: Some(vec![ServicePort {
+                port: 8082,
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let created = services.create(&PostParams::default(), &svc).await.unwrap();
+    let spec = created.spec.clone().unwrap();
+    let ip = spec.cluster_ip.expect("a cluster IP");
+    assert_eq!(spec.type_.as_deref(), Some("ClusterIP"));
+    let mut changed = created.clone();
+    changed.spec.as_mut().unwrap().cluster_ip = None;
+    changed.spec.as_mut().unwrap().cluster_ips = None;
+    let replaced = services
+        .replace("callback", &PostParams::default(), &changed)
+        .await
+        .unwrap();
+    assert_eq!(
+        replaced.spec.unwrap().cluster_ip.as_deref(),
+        Some(ip.as_str()),
+        "an update keeps the address"
+    );
+}

@@ -1,6 +1,7 @@
 //! CRD and Namespace lifecycles: established and served at once; deletion terminates contents.
 
 use crate::support::*;
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{
@@ -29,6 +30,16 @@ async fn a_created_crd_is_established_and_deleting_it_removes_its_objects() {
     held.metadata.finalizers = Some(vec!["example.com/hold".into()]);
     widgets.create(&PostParams::default(), &held).await.unwrap();
 
+    let mut watch = widgets
+        .watch(
+            &kube::api::WatchParams::default()
+                .timeout(60)
+                .disable_bookmarks(),
+            "0",
+        )
+        .await
+        .unwrap()
+        .boxed();
     crds.delete("widgets.example.com", &DeleteParams::default())
         .await
         .unwrap();
@@ -63,6 +74,20 @@ async fn a_created_crd_is_established_and_deleting_it_removes_its_objects() {
     .unwrap();
     let err = api_error(widgets.get("held").await);
     assert_eq!(err.code, 404, "the resource is no longer served");
+    // Open watches on it end (after the events they were owed), long before their timeout.
+    let drained = within("the watch ends with the CRD", async {
+        let mut seen = 0;
+        while let Some(event) = watch.next().await {
+            event.unwrap();
+            seen += 1;
+        }
+        seen
+    })
+    .await;
+    assert!(
+        drained >= 2,
+        "saw the initial objects and their deletion: {drained}"
+    );
 }
 
 #[tokio::test]

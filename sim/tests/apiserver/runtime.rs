@@ -148,6 +148,7 @@ async fn recorder_events_show_through_the_core_event_api() {
     recorder.publish(&event, &w.object_ref(&())).await.unwrap();
 
     // kubectl describe reads core/v1 Events by involvedObject.
+    let recorder_client = client.clone();
     let core: Api<CoreEvent> = Api::default_namespaced(client);
     let lp = ListParams::default().fields("involvedObject.name=w,involvedObject.kind=Widget");
     let events = core.list(&lp).await.unwrap().items;
@@ -160,4 +161,18 @@ async fn recorder_events_show_through_the_core_event_api() {
     assert_eq!(e.reporting_component.as_deref(), Some("widget-controller"));
     assert_eq!(e.involved_object.uid, w.metadata.uid);
     assert_eq!(e.series.as_ref().and_then(|s| s.count), Some(2));
+
+    // Read back through events.k8s.io, the same event has that API's field names.
+    let new_api: Api<k8s_openapi::api::events::v1::Event> =
+        Api::default_namespaced(recorder_client);
+    let events = new_api.list(&ListParams::default()).await.unwrap().items;
+    let [e] = events.as_slice() else {
+        panic!("expected one event, got {events:?}")
+    };
+    assert_eq!(e.note.as_deref(), Some("the BMC did not answer"));
+    assert_eq!(
+        e.regarding.as_ref().and_then(|r| r.name.as_deref()),
+        Some("w")
+    );
+    assert_eq!(e.reporting_controller.as_deref(), Some("widget-controller"));
 }
