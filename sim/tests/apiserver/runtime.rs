@@ -84,9 +84,24 @@ async fn controller_with_finalizer_settles_and_cleans_up() {
     assert_eq!(w.finalizers(), ["example.com/cleanup"]);
 
     // Settled: the last status write changed nothing, so nothing wakes the controller again.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let settled = ctx.reconciles.load(Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Wait until no reconcile happened for a whole second (a hot loop never gets there), then
+    // check that it stays so.
+    let quiet = Duration::from_secs(1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let mut settled = ctx.reconciles.load(Ordering::SeqCst);
+    loop {
+        tokio::time::sleep(quiet).await;
+        let now = ctx.reconciles.load(Ordering::SeqCst);
+        if now == settled {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the controller keeps reconciling a settled object ({now} reconciles)"
+        );
+        settled = now;
+    }
+    tokio::time::sleep(quiet).await;
     assert_eq!(
         ctx.reconciles.load(Ordering::SeqCst),
         settled,
