@@ -1,0 +1,15 @@
+//! `beskar7-agent`: the in-RAM agent that runs on the servers Beskar7 provisions.
+//!
+//! Phase 1 (this crate so far): read the kernel command line ([`cmdline`]), probe the hardware
+//! from firmware and kernel truth ([`probe`]), resolve the root device hints ([`disk_select`]) and
+//! build the inspection report of the wire contract ([`report`]). The network phases (report,
+//! bootstrap, handoff, cleaning) come later. See `docs/agent.md`.
+#![forbid(unsafe_code)]
+
+pub mod cmdline;
+pub mod disk_select;
+pub mod probe;
+pub mod report;
+mod secret;
+
+pub use secret::{Token, wipe};
