@@ -65,42 +65,9 @@ use super::rules;
 #[x_kube(validation = Rule::new(rules::PROVIDER_ID_IMMUTABLE).message(rules::PROVIDER_ID_IMMUTABLE_MSG))]
 #[serde(rename_all = "camelCase")]
 pub struct Beskar7MachineSpec {
-    /// Where the Beskar7 agent boots from: a base URL serving "vmlinuz" and "initrd.img"
-    /// (Beskar7 renders the iPXE script), or the URL of an iPXE script ending in ".ipxe" to chain
-    /// (it must put ${beskar7-args} on its kernel line). http or https.
-    #[serde(rename = "inspectionImageURL")]
-    #[schemars(length(max = 2048))]
-    #[x_kube(validation = Rule::new(rules::HTTP_URL).message(rules::IMAGE_URL_MSG))]
-    pub inspection_image_url: String,
-
-    /// The target OS: a whole-disk raw image written to disk (handoff Image), or a tar(.gz)
-    /// holding a kernel, an initrd and optionally a "cmdline" file to kexec into (handoff Kexec).
-    /// http or https.
-    #[serde(rename = "targetImageURL")]
-    #[schemars(length(max = 2048))]
-    #[x_kube(validation = Rule::new(rules::HTTP_URL).message(rules::IMAGE_URL_MSG))]
-    pub target_image_url: String,
-
-    /// SHA-256 digest of the bytes at targetImageURL, "sha256:<64 lowercase hex>" (the output of
-    /// sha256sum). Required with handoff Image, verified with Kexec when given.
-    #[serde(
-        rename = "targetImageDigest",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    #[schemars(length(max = 71))]
-    #[x_kube(validation = Rule::new(rules::SHA256_DIGEST).message(rules::SHA256_DIGEST_MSG))]
-    pub target_image_digest: Option<String>,
-
-    /// Optional URL of the target OS's configuration, passed to the agent (beskar7.config).
-    #[serde(
-        rename = "configurationURL",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    #[schemars(length(max = 2048))]
-    #[x_kube(validation = Rule::new(rules::HTTP_URL).message(rules::IMAGE_URL_MSG))]
-    pub configuration_url: Option<String>,
+    /// The agent to boot and the OS to hand over to.
+    #[serde(flatten)]
+    pub images: Images,
 
     /// The least hardware a host must have. Hosts known to be smaller are skipped; the agent's
     /// report is authoritative, and an attempt on a host that falls short fails with one message
@@ -287,10 +254,53 @@ pub struct Beskar7MachineStatus {
     pub conditions: Vec<Condition>,
 }
 
+/// Where the agent and the target OS come from: shared by Beskar7Machine's spec and the
+/// provisioning intent a claimed PhysicalHost carries.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Images {
+    /// Where the Beskar7 agent boots from: a base URL serving "vmlinuz" and "initrd.img"
+    /// (Beskar7 renders the iPXE script), or the URL of an iPXE script ending in ".ipxe" to chain
+    /// (it must put ${beskar7-args} on its kernel line). http or https.
+    #[serde(rename = "inspectionImageURL")]
+    #[schemars(length(max = 2048))]
+    #[x_kube(validation = Rule::new(rules::HTTP_URL).message(rules::IMAGE_URL_MSG))]
+    pub inspection_image_url: String,
+
+    /// The target OS: a whole-disk raw image written to disk (handoff Image), or a tar(.gz)
+    /// holding a kernel, an initrd and optionally a "cmdline" file to kexec into (handoff Kexec).
+    /// http or https.
+    #[serde(rename = "targetImageURL")]
+    #[schemars(length(max = 2048))]
+    #[x_kube(validation = Rule::new(rules::HTTP_URL).message(rules::IMAGE_URL_MSG))]
+    pub target_image_url: String,
+
+    /// SHA-256 digest of the bytes at targetImageURL, "sha256:<64 lowercase hex>" (the output of
+    /// sha256sum). Required with handoff Image, verified with Kexec when given.
+    #[serde(
+        rename = "targetImageDigest",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(length(max = 71))]
+    #[x_kube(validation = Rule::new(rules::SHA256_DIGEST).message(rules::SHA256_DIGEST_MSG))]
+    pub target_image_digest: Option<String>,
+
+    /// Optional URL of the target OS's configuration, passed to the agent (beskar7.config).
+    #[serde(
+        rename = "configurationURL",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(length(max = 2048))]
+    #[x_kube(validation = Rule::new(rules::HTTP_URL).message(rules::IMAGE_URL_MSG))]
+    pub configuration_url: Option<String>,
+}
+
 impl Beskar7MachineSpec {
     /// The handoff in effect: the one given, else Image with a digest and Kexec without.
     pub fn effective_handoff(&self) -> Handoff {
-        match (self.handoff, &self.target_image_digest) {
+        match (self.handoff, &self.images.target_image_digest) {
             (Some(h), _) => h,
             (None, Some(_)) => Handoff::Image,
             (None, None) => Handoff::Kexec,

@@ -5,7 +5,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::beskar7_machine::{BootMode, Handoff, HardwareRequirements, RootDeviceHints};
+use super::beskar7_machine::{BootMode, Handoff, HardwareRequirements, Images, RootDeviceHints};
 use super::rules;
 
 /// The desired state of a PhysicalHost: how to reach its BMC, and (while it is claimed) what to
@@ -191,37 +191,10 @@ pub struct ConsumerRef {
 #[x_kube(validation = Rule::new(rules::IMAGE_NEEDS_DIGEST).message(rules::IMAGE_NEEDS_DIGEST_MSG))]
 #[serde(rename_all = "camelCase")]
 pub struct ProvisioningIntent {
-    /// See Beskar7Machine spec.inspectionImageURL.
-    #[serde(rename = "inspectionImageURL")]
-    #[schemars(length(max = 2048))]
-    #[x_kube(validation = Rule::new(rules::HTTP_URL).message(rules::IMAGE_URL_MSG))]
-    pub inspection_image_url: String,
-
-    /// See Beskar7Machine spec.targetImageURL.
-    #[serde(rename = "targetImageURL")]
-    #[schemars(length(max = 2048))]
-    #[x_kube(validation = Rule::new(rules::HTTP_URL).message(rules::IMAGE_URL_MSG))]
-    pub target_image_url: String,
-
-    /// See Beskar7Machine spec.targetImageDigest.
-    #[serde(
-        rename = "targetImageDigest",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    #[schemars(length(max = 71))]
-    #[x_kube(validation = Rule::new(rules::SHA256_DIGEST).message(rules::SHA256_DIGEST_MSG))]
-    pub target_image_digest: Option<String>,
-
-    /// See Beskar7Machine spec.configurationURL.
-    #[serde(
-        rename = "configurationURL",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    #[schemars(length(max = 2048))]
-    #[x_kube(validation = Rule::new(rules::HTTP_URL).message(rules::IMAGE_URL_MSG))]
-    pub configuration_url: Option<String>,
+    /// See Beskar7Machine spec (inspectionImageURL, targetImageURL, targetImageDigest,
+    /// configurationURL).
+    #[serde(flatten)]
+    pub images: Images,
 
     /// The handoff to use, resolved from the machine (Image with a digest, else Kexec).
     pub handoff: Handoff,

@@ -170,7 +170,7 @@ fn provider_ids_format_and_parse() {
 fn the_handoff_defaults_to_image_with_a_digest_else_kexec() {
     let mut spec = Beskar7MachineSpec::default();
     assert_eq!(spec.effective_handoff(), Handoff::Kexec);
-    spec.target_image_digest = Some(format!("sha256:{}", "a".repeat(64)));
+    spec.images.target_image_digest = Some(format!("sha256:{}", "a".repeat(64)));
     assert_eq!(spec.effective_handoff(), Handoff::Image);
     spec.handoff = Some(Handoff::Kexec);
     assert_eq!(spec.effective_handoff(), Handoff::Kexec);

@@ -47,11 +47,11 @@ fn the_seed_machine_applies_and_reads_back() {
     let machine: Beskar7Machine = serde_json::from_value(obj).unwrap();
     let spec = &machine.spec;
     assert_eq!(
-        spec.inspection_image_url,
+        spec.images.inspection_image_url,
         "http://boot-server/beskar7-inspector/boot"
     );
     assert_eq!(
-        spec.target_image_url,
+        spec.images.target_image_url,
         "http://boot-server/kairos/v2.8.1.tar.gz"
     );
     let hw = spec.hardware_requirements.as_ref().unwrap();
