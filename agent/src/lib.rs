@@ -2,14 +2,17 @@
 //!
 //! Phase 1 (this crate so far): read the kernel command line ([`cmdline`]), probe the hardware
 //! from firmware and kernel truth ([`probe`]), resolve the root device hints ([`disk_select`]) and
-//! build the inspection report of the wire contract ([`report`]). The network phases (report,
-//! bootstrap, handoff, cleaning) come later. See `docs/agent.md`.
+//! build the inspection report of the wire contract ([`report`]). Phase 2: the callbacks of the
+//! contract ([`callbacks`]) over a small blocking HTTPS client pinned to `beskar7.ca` ([`http`]).
+//! The handoffs and cleaning come later. See `docs/agent.md`.
 #![forbid(unsafe_code)]
 
+pub mod callbacks;
 pub mod cmdline;
 pub mod disk_select;
+pub mod http;
 pub mod probe;
 pub mod report;
 mod secret;
 
-pub use secret::{Token, wipe};
+pub use secret::{SecretBytes, Token, wipe};

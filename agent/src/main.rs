@@ -1,19 +1,21 @@
 //! `beskar7-agent`: the in-RAM agent that runs on the servers Beskar7 provisions.
 //!
-//! Only phase 1 exists so far, and only as a dry run: read the kernel command line, probe the
-//! hardware, choose the root disk, print the inspection report. See `docs/agent.md`.
+//! Phase 1 as a dry run (read the kernel command line, probe the hardware, choose the root disk,
+//! print the inspection report), or phase 1 followed by posting the report to the operator
+//! (`--report-only`). The handoffs come later. See `docs/agent.md`.
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use beskar7_agent::cmdline::{self, Mode};
+use beskar7_agent::callbacks::{Callbacks, Settings};
+use beskar7_agent::cmdline::{self, BootParams, Mode};
 use beskar7_agent::disk_select;
 use beskar7_agent::probe::{self, Root};
 use beskar7_agent::report::InspectionReport;
 use clap::Parser;
 
-/// Beskar7's in-RAM agent (phase 1: dry run only).
+/// Beskar7's in-RAM agent (so far: dry run, or posting the inspection report).
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -21,8 +23,12 @@ struct Args {
     #[arg(long, value_name = "FILE", default_value = "/proc/cmdline")]
     cmdline_file: PathBuf,
     /// Parse, probe, choose the disk and print the inspection report as JSON; touch nothing.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "report_only")]
     dry_run: bool,
+    /// Parse and probe, POST the inspection report to `beskar7.api` (TLS pinned to `beskar7.ca`,
+    /// retried within `beskar7.timeout`), then exit; no disk is touched.
+    #[arg(long)]
+    report_only: bool,
     /// The directory `/sys`, `/proc` and `/dev` are read below (fixture trees in tests).
     #[arg(long, value_name = "DIR", default_value = "/")]
     root: PathBuf,
@@ -30,15 +36,19 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    if !args.dry_run {
+    let result = if args.dry_run {
+        dry_run(&args)
+    } else if args.report_only {
+        report_only(&args)
+    } else {
         eprintln!(
-            "beskar7-agent {}: only --dry-run is implemented; the network phases (report, \
-             bootstrap, handoff, cleaning) are not implemented yet",
+            "beskar7-agent {}: only --dry-run and --report-only are implemented; the handoffs \
+             (Image, Kexec) and cleaning are not implemented yet",
             env!("CARGO_PKG_VERSION")
         );
         return ExitCode::FAILURE;
-    }
-    match dry_run(&args) {
+    };
+    match result {
         Ok(code) => code,
         Err(message) => {
             eprintln!("beskar7-agent: {message}");
@@ -47,7 +57,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn dry_run(args: &Args) -> Result<ExitCode, String> {
+/// Reads and parses the command line file, wiping the text, and says what it describes.
+fn read_params(args: &Args) -> Result<BootParams, String> {
     let text = std::fs::read_to_string(&args.cmdline_file)
         .map_err(|e| format!("cannot read {}: {e}", args.cmdline_file.display()))?;
     let parsed = cmdline::parse(&text);
@@ -65,13 +76,37 @@ fn dry_run(args: &Args) -> Result<ExitCode, String> {
             Mode::Provision(p) => format!("{:?} handoff of {}", p.handoff, p.target),
         }
     );
+    Ok(params)
+}
 
-    let root = Root::new(&args.root);
-    let hardware = probe::probe(&root);
+/// Probes below `--root`, printing the warnings, and builds the report.
+fn probe_report(args: &Args) -> (probe::Hardware, InspectionReport) {
+    let hardware = probe::probe(&Root::new(&args.root));
     for warning in &hardware.warnings {
         eprintln!("beskar7-agent: warning: {warning}");
     }
     let report = InspectionReport::from_hardware(&hardware);
+    (hardware, report)
+}
+
+fn report_only(args: &Args) -> Result<ExitCode, String> {
+    let params = read_params(args)?;
+    // The budget (`beskar7.timeout`) counts from here.
+    let callbacks =
+        Callbacks::new(&params, Settings::for_params(&params)).map_err(|e| e.to_string())?;
+    let (_, report) = probe_report(args);
+    callbacks.post_report(&report).map_err(|e| e.to_string())?;
+    eprintln!(
+        "beskar7-agent: the operator accepted the inspection report of {}/{}",
+        params.namespace, params.host
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn dry_run(args: &Args) -> Result<ExitCode, String> {
+    let params = read_params(args)?;
+    let root = Root::new(&args.root);
+    let (hardware, report) = probe_report(args);
     let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
     println!("{json}");
 

@@ -32,6 +32,33 @@ impl Drop for Token {
     }
 }
 
+/// Secret bytes (the bootstrap data): `Debug` shows only the length, overwritten when dropped.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretBytes(Vec<u8>);
+
+impl SecretBytes {
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+
+    /// The bytes, for the handoff that writes them and nothing else.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretBytes(<{} bytes redacted>)", self.0.len())
+    }
+}
+
+impl Drop for SecretBytes {
+    fn drop(&mut self) {
+        wipe_bytes(&mut self.0);
+    }
+}
+
 /// Overwrites a string that held secrets (the raw kernel command line) and drops it.
 pub fn wipe(text: String) {
     let mut bytes = text.into_bytes();
@@ -47,6 +74,13 @@ fn wipe_bytes(bytes: &mut [u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_never_shows_secret_bytes() {
+        let data = SecretBytes::new(b"join-token".to_vec());
+        assert_eq!(format!("{data:?}"), "SecretBytes(<10 bytes redacted>)");
+        assert_eq!(data.expose(), b"join-token");
+    }
 
     #[test]
     fn debug_never_shows_the_token() {

@@ -1,4 +1,4 @@
-//! `beskar7-agent --cmdline-file F --dry-run --root DIR`, run as a process.
+//! `beskar7-agent --cmdline-file F --dry-run|--report-only --root DIR`, run as a process.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -7,6 +7,7 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 use crate::golden::{fixture, golden_cmdline, golden_machine};
+use crate::https_server::{TestServer, read_cert, response, script};
 use crate::testing::TempTree;
 
 fn agent(args: &[&str]) -> Output {
@@ -155,4 +156,94 @@ fn without_dry_run_it_does_not_pretend() {
     assert!(!out.status.success());
     assert!(out.stdout.is_empty());
     assert!(text(&out.stderr).contains("not implemented yet"));
+}
+
+/// The golden command line, calling back to `addr` with the test CA.
+fn golden_cmdline_calling(addr: std::net::SocketAddr) -> String {
+    use base64::Engine as _;
+    let ca = base64::engine::general_purpose::STANDARD.encode(read_cert("ca.pem"));
+    golden_cmdline()
+        .replace(
+            "beskar7.api=https://beskar7.example.invalid:8082",
+            &format!("beskar7.api=https://{addr}"),
+        )
+        .replace(
+            "beskar7.ca=dGVzdC1jYS1wZW0tcGxhY2Vob2xkZXI=",
+            &format!("beskar7.ca={ca}"),
+        )
+}
+
+#[test]
+fn report_only_posts_the_golden_report() {
+    let server = TestServer::start(
+        "leaf",
+        script(vec![response(202, b"{\"status\":\"accepted\"}")]),
+    );
+    let machine = golden_machine();
+    machine.file("cmdline", golden_cmdline_calling(server.addr));
+    let out = agent(&[
+        "--cmdline-file",
+        machine.path("cmdline").to_str().unwrap(),
+        "--report-only",
+        "--root",
+        machine.path("").to_str().unwrap(),
+    ]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("accepted the inspection report"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("test-token"), "{stderr}");
+    let [request] = <[_; 1]>::try_from(server.requests()).unwrap();
+    assert_eq!(request.path, "/api/v1/inspection/contract-test/host-01");
+    assert_eq!(
+        request.header("authorization"),
+        Some("Bearer test-token-0123456789abcdef")
+    );
+    let posted: Value = serde_json::from_slice(&request.body).unwrap();
+    let golden: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("golden_inspection_report.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(posted, golden);
+}
+
+#[test]
+fn report_only_stops_on_a_refused_token_and_on_a_dns_name() {
+    let server = TestServer::start("leaf", script(vec![response(401, b"")]));
+    let machine = golden_machine();
+    machine.file("cmdline", golden_cmdline_calling(server.addr));
+    let out = agent(&[
+        "--cmdline-file",
+        machine.path("cmdline").to_str().unwrap(),
+        "--report-only",
+        "--root",
+        machine.path("").to_str().unwrap(),
+    ]);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("refused the token (HTTP 401)"), "{stderr}");
+    assert!(!stderr.contains("test-token"), "{stderr}");
+    assert_eq!(server.requests().len(), 1);
+
+    // The golden line's API is a DNS name: refused at once, not retried for the whole budget.
+    let dns = golden_cmdline_calling(server.addr).replace(
+        &format!("beskar7.api=https://{}", server.addr),
+        "beskar7.api=https://beskar7.example.invalid:8082",
+    );
+    machine.file("cmdline", dns);
+    let out = agent(&[
+        "--cmdline-file",
+        machine.path("cmdline").to_str().unwrap(),
+        "--report-only",
+        "--root",
+        machine.path("").to_str().unwrap(),
+    ]);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("resolving DNS names is not implemented yet"),
+        "{stderr}"
+    );
 }

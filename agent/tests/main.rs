@@ -1,4 +1,5 @@
-//! The agent's integration tests (one binary): the golden contract files and the dry-run binary.
+//! The agent's integration tests (one binary): the golden contract files, the dry-run and
+//! report-only binary, and the callback client against local HTTPS servers.
 #![forbid(unsafe_code)]
 
 use beskar7_agent::probe::Root;
@@ -7,4 +8,6 @@ use beskar7_agent::probe::Root;
 mod testing;
 
 mod binary;
+mod callbacks;
 mod golden;
+mod https_server;
