@@ -17,6 +17,19 @@ fn agent(args: &[&str]) -> Output {
         .expect("run beskar7-agent")
 }
 
+/// Runs the agent in `mode` on a machine tree holding its kernel command line at `cmdline`.
+fn run_on(machine: &TempTree, mode: &str) -> Output {
+    let cmdline = machine.path("cmdline");
+    let root = machine.path("");
+    agent(&[
+        "--cmdline-file",
+        cmdline.to_str().unwrap(),
+        mode,
+        "--root",
+        root.to_str().unwrap(),
+    ])
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -53,14 +66,7 @@ fn dry_run_prints_the_golden_report_and_chooses_a_disk() {
     let mut before = BTreeMap::new();
     snapshot(&machine.path(""), &mut before);
 
-    let root = machine.path("");
-    let out = agent(&[
-        "--cmdline-file",
-        machine.path("cmdline").to_str().unwrap(),
-        "--dry-run",
-        "--root",
-        root.to_str().unwrap(),
-    ]);
+    let out = run_on(&machine, "--dry-run");
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let printed: Value = serde_json::from_slice(&out.stdout).expect("stdout is the JSON report");
@@ -84,14 +90,7 @@ fn dry_run_prints_the_golden_report_and_chooses_a_disk() {
 fn dry_run_reports_then_fails_when_the_hint_matches_no_disk() {
     let machine = golden_machine();
     machine.file("cmdline", golden_cmdline());
-    let root = machine.path("");
-    let out = agent(&[
-        "--cmdline-file",
-        machine.path("cmdline").to_str().unwrap(),
-        "--dry-run",
-        "--root",
-        root.to_str().unwrap(),
-    ]);
+    let out = run_on(&machine, "--dry-run");
     assert!(!out.status.success());
     let report: Value = serde_json::from_slice(&out.stdout).expect("the report is still printed");
     assert_eq!(report["disks"].as_array().map(Vec::len), Some(2));
@@ -133,13 +132,7 @@ fn cleaning_dry_run_lists_the_disks_it_would_wipe() {
         "beskar7.api=https://b7:8082 beskar7.namespace=ns beskar7.host=h beskar7.token=t \
          beskar7.ca=eA== beskar7.timeout=600 beskar7.mode=clean\n",
     );
-    let out = agent(&[
-        "--cmdline-file",
-        machine.path("cmdline").to_str().unwrap(),
-        "--dry-run",
-        "--root",
-        machine.path("").to_str().unwrap(),
-    ]);
+    let out = run_on(&machine, "--dry-run");
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
@@ -181,13 +174,7 @@ fn report_only_posts_the_golden_report() {
     );
     let machine = golden_machine();
     machine.file("cmdline", golden_cmdline_calling(server.addr));
-    let out = agent(&[
-        "--cmdline-file",
-        machine.path("cmdline").to_str().unwrap(),
-        "--report-only",
-        "--root",
-        machine.path("").to_str().unwrap(),
-    ]);
+    let out = run_on(&machine, "--report-only");
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
@@ -214,13 +201,7 @@ fn report_only_stops_on_a_refused_token_and_on_a_dns_name() {
     let server = TestServer::start("leaf", script(vec![response(401, b"")]));
     let machine = golden_machine();
     machine.file("cmdline", golden_cmdline_calling(server.addr));
-    let out = agent(&[
-        "--cmdline-file",
-        machine.path("cmdline").to_str().unwrap(),
-        "--report-only",
-        "--root",
-        machine.path("").to_str().unwrap(),
-    ]);
+    let out = run_on(&machine, "--report-only");
     let stderr = text(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("refused the token (HTTP 401)"), "{stderr}");
@@ -233,13 +214,7 @@ fn report_only_stops_on_a_refused_token_and_on_a_dns_name() {
         "beskar7.api=https://beskar7.example.invalid:8082",
     );
     machine.file("cmdline", dns);
-    let out = agent(&[
-        "--cmdline-file",
-        machine.path("cmdline").to_str().unwrap(),
-        "--report-only",
-        "--root",
-        machine.path("").to_str().unwrap(),
-    ]);
+    let out = run_on(&machine, "--report-only");
     let stderr = text(&out.stderr);
     assert!(!out.status.success());
     assert!(

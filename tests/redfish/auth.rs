@@ -2,7 +2,7 @@
 
 use beskar7::redfish::{AuthMode, Bmc, BmcConfig, Credentials, RedfishClient, RedfishError};
 
-use super::mock::{AuthSeen, Location, MockBmc, Persona, mockup, redfish_error};
+use super::mock::{AuthSeen, Location, MockBmc, Persona, dl325, redfish_error};
 use super::{DL325_SYS, client, config, fast_policy};
 
 fn methods(bmc: &MockBmc) -> Vec<String> {
@@ -14,7 +14,7 @@ fn methods(bmc: &MockBmc) -> Vec<String> {
 
 #[tokio::test]
 async fn idle_check_is_one_basic_get() {
-    let bmc = MockBmc::start(mockup("DL325"), Persona::default()).await;
+    let bmc = dl325(Persona::default()).await;
     let c = client(&bmc, AuthMode::Auto);
     c.inventory().await.expect("inventory");
     bmc.clear_log();
@@ -33,13 +33,10 @@ async fn idle_check_is_one_basic_get() {
 /// iDRAC10 ≥ 1.30.10.50: Basic "Unadvertised" → AccessDenied; only sessions work.
 #[tokio::test]
 async fn idle_check_is_login_get_logout_when_basic_is_refused() {
-    let bmc = MockBmc::start(
-        mockup("DL325"),
-        Persona {
-            basic: false,
-            ..Persona::default()
-        },
-    )
+    let bmc = dl325(Persona {
+        basic: false,
+        ..Persona::default()
+    })
     .await;
     let c = client(&bmc, AuthMode::Auto);
     c.inventory().await.expect("inventory over a session");
@@ -72,7 +69,7 @@ async fn idle_check_is_login_get_logout_when_basic_is_refused() {
 
 #[tokio::test]
 async fn session_mode_idle_check_is_login_get_logout() {
-    let bmc = MockBmc::start(mockup("DL325"), Persona::default()).await;
+    let bmc = dl325(Persona::default()).await;
     let c = client(&bmc, AuthMode::Session);
     c.check().await.expect("discovering check");
     bmc.clear_log();
@@ -89,13 +86,10 @@ async fn session_mode_idle_check_is_login_get_logout() {
 /// sushy-emulator: no SessionService (404); auto falls back to Basic and remembers it.
 #[tokio::test]
 async fn auto_falls_back_to_basic_without_sessions() {
-    let bmc = MockBmc::start(
-        mockup("DL325"),
-        Persona {
-            sessions: false,
-            ..Persona::default()
-        },
-    )
+    let bmc = dl325(Persona {
+        sessions: false,
+        ..Persona::default()
+    })
     .await;
     let c = client(&bmc, AuthMode::Auto);
     c.inventory().await.expect("inventory over Basic");
@@ -133,7 +127,7 @@ async fn session_expiry_relogs_in_once() {
         }
         None
     });
-    let bmc = MockBmc::start(mockup("DL325"), persona).await;
+    let bmc = dl325(persona).await;
     let inv = client(&bmc, AuthMode::Session)
         .inventory()
         .await
@@ -148,7 +142,7 @@ async fn persistent_401_is_not_a_loop() {
         (r.is("GET", DL325_SYS) && r.auth == AuthSeen::Token)
             .then(|| redfish_error(401, "Base.1.8.InsufficientPrivilege", "no"))
     });
-    let bmc = MockBmc::start(mockup("DL325"), persona).await;
+    let bmc = dl325(persona).await;
     let err = client(&bmc, AuthMode::Session)
         .inventory()
         .await
@@ -169,7 +163,7 @@ async fn persistent_401_is_not_a_loop() {
 
 #[tokio::test]
 async fn wrong_password_never_leaks() {
-    let bmc = MockBmc::start(mockup("DL325"), Persona::default()).await;
+    let bmc = dl325(Persona::default()).await;
     let secret = "hunter2-s3cr3t";
     for auth in [AuthMode::Auto, AuthMode::Basic, AuthMode::Session] {
         let mut cfg = config(&bmc.url(), auth);
@@ -196,13 +190,10 @@ async fn wrong_password_never_leaks() {
 /// iDRAC9 rejects a session POST that also carries Basic.
 #[tokio::test]
 async fn login_carries_no_authorization_header() {
-    let bmc = MockBmc::start(
-        mockup("DL325"),
-        Persona {
-            reject_auth_on_login: true,
-            ..Persona::default()
-        },
-    )
+    let bmc = dl325(Persona {
+        reject_auth_on_login: true,
+        ..Persona::default()
+    })
     .await;
     client(&bmc, AuthMode::Session)
         .inventory()
@@ -219,13 +210,10 @@ async fn login_carries_no_authorization_header() {
 /// Cisco CIMC: no Location on login; the session path comes from the body's @odata.id.
 #[tokio::test]
 async fn login_without_location_uses_odata_id() {
-    let bmc = MockBmc::start(
-        mockup("DL325"),
-        Persona {
-            location: Location::Missing,
-            ..Persona::default()
-        },
-    )
+    let bmc = dl325(Persona {
+        location: Location::Missing,
+        ..Persona::default()
+    })
     .await;
     client(&bmc, AuthMode::Session)
         .inventory()
@@ -236,13 +224,10 @@ async fn login_without_location_uses_odata_id() {
 
 #[tokio::test]
 async fn absolute_location_is_cut_to_its_path() {
-    let bmc = MockBmc::start(
-        mockup("DL325"),
-        Persona {
-            location: Location::Absolute,
-            ..Persona::default()
-        },
-    )
+    let bmc = dl325(Persona {
+        location: Location::Absolute,
+        ..Persona::default()
+    })
     .await;
     client(&bmc, AuthMode::Session)
         .inventory()
@@ -260,13 +245,10 @@ async fn absolute_location_is_cut_to_its_path() {
 /// and auto mode falls back to Basic.
 #[tokio::test]
 async fn session_limit() {
-    let bmc = MockBmc::start(
-        mockup("DL325"),
-        Persona {
-            session_limit: 0,
-            ..Persona::default()
-        },
-    )
+    let bmc = dl325(Persona {
+        session_limit: 0,
+        ..Persona::default()
+    })
     .await;
     let err = client(&bmc, AuthMode::Session)
         .inventory()
@@ -290,7 +272,7 @@ async fn logout_always() {
     let persona = Persona::default().hook(|_, r| {
         (r.method == "PATCH").then(|| redfish_error(500, "Base.1.8.InternalError", "boom"))
     });
-    let bmc = MockBmc::start(mockup("DL325"), persona).await;
+    let bmc = dl325(persona).await;
     let c = client(&bmc, AuthMode::Session);
     c.set_pxe_once(None).await.expect_err("500");
     c.clear_boot_override()
@@ -307,13 +289,10 @@ async fn logout_always() {
 /// A dropped (cancelled) operation still logs out, in the background.
 #[tokio::test]
 async fn cancelled_operation_logs_out() {
-    let bmc = MockBmc::start(
-        mockup("DL325"),
-        Persona {
-            slow: Some((DL325_SYS, std::time::Duration::from_millis(400))),
-            ..Persona::default()
-        },
-    )
+    let bmc = dl325(Persona {
+        slow: Some((DL325_SYS, std::time::Duration::from_millis(400))),
+        ..Persona::default()
+    })
     .await;
     let c = client(&bmc, AuthMode::Session);
     let r = tokio::time::timeout(std::time::Duration::from_millis(100), c.inventory()).await;
@@ -347,13 +326,10 @@ fn config_debug_redacts() {
 /// still works because no session outlives its operation.
 #[tokio::test]
 async fn one_session_slot_is_enough() {
-    let bmc = MockBmc::start(
-        mockup("DL325"),
-        Persona {
-            session_limit: 1,
-            ..Persona::default()
-        },
-    )
+    let bmc = dl325(Persona {
+        session_limit: 1,
+        ..Persona::default()
+    })
     .await;
     let c = client(&bmc, AuthMode::Session);
     c.inventory().await.expect("inventory");

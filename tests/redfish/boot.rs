@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use beskar7::redfish::{AuthMode, Bmc, BootMode, RedfishError};
 use serde_json::{Value, json};
 
-use super::mock::{MockBmc, Persona, empty, mockup, redfish_error, respond};
+use super::mock::{MockBmc, Persona, dl325, empty, mockup, redfish_error, respond};
 use super::{DELL_SYS, DL325_SYS, INTEL_SYS, OPENBMC_SYS, client};
 
 fn patches(bmc: &MockBmc) -> Vec<(String, Value)> {
@@ -43,7 +43,7 @@ fn branded(vendor: &str, boot: Value) -> BTreeMap<String, Value> {
 
 #[tokio::test]
 async fn dl325_minimal_body_and_read_back() {
-    let bmc = MockBmc::start(mockup("DL325"), Persona::default()).await;
+    let bmc = dl325(Persona::default()).await;
     let got = client(&bmc, AuthMode::Auto)
         .set_pxe_once(Some(BootMode::Uefi))
         .await
@@ -193,7 +193,7 @@ async fn silent_revert_is_caught_by_the_read_back() {
         boot["BootSourceOverrideMode"] = json!("Legacy");
         Some(respond(200, json!({})))
     });
-    let bmc = MockBmc::start(mockup("DL325"), persona).await;
+    let bmc = dl325(persona).await;
     let err = client(&bmc, AuthMode::Auto)
         .set_pxe_once(Some(BootMode::Uefi))
         .await
@@ -278,14 +278,14 @@ async fn mode_not_writable_falls_back_to_a_minimal_body() {
         })
     });
     // Mode unchanged: never sent.
-    let bmc = MockBmc::start(mockup("DL325"), persona.clone()).await;
+    let bmc = dl325(persona.clone()).await;
     client(&bmc, AuthMode::Auto)
         .set_pxe_once(Some(BootMode::Uefi))
         .await
         .expect("pxe");
     assert_eq!(patches(&bmc).len(), 1);
     // Mode must change: the minimal body is retried, and the read-back says the mode did not.
-    let bmc = MockBmc::start(mockup("DL325"), persona).await;
+    let bmc = dl325(persona).await;
     let err = client(&bmc, AuthMode::Auto)
         .set_pxe_once(Some(BootMode::Legacy))
         .await
@@ -397,7 +397,7 @@ async fn ilo_during_post_is_retried() {
             )
         })
     });
-    let bmc = MockBmc::start(mockup("DL325"), persona).await;
+    let bmc = dl325(persona).await;
     client(&bmc, AuthMode::Auto)
         .set_pxe_once(None)
         .await
@@ -407,7 +407,7 @@ async fn ilo_during_post_is_retried() {
 
 #[tokio::test]
 async fn clear_override_is_verified_and_idempotent() {
-    let bmc = MockBmc::start(mockup("DL325"), Persona::default()).await;
+    let bmc = dl325(Persona::default()).await;
     let c = client(&bmc, AuthMode::Auto);
     c.set_pxe_once(None).await.expect("pxe");
     bmc.clear_log();
@@ -449,7 +449,7 @@ async fn boot_patch_with_a_task_monitor() {
         }
         None
     });
-    let bmc = MockBmc::start(mockup("DL325"), persona).await;
+    let bmc = dl325(persona).await;
     client(&bmc, AuthMode::Auto)
         .set_pxe_once(None)
         .await

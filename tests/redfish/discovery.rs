@@ -3,12 +3,12 @@
 use beskar7::redfish::{AuthMode, Bmc, Health, PowerState, RedfishError, Vendor};
 use serde_json::json;
 
-use super::mock::{MockBmc, Persona, dell_r6515, mockup};
+use super::mock::{MockBmc, Persona, dell_r6515, dl325, mockup};
 use super::{DELL_SYS, DL325_SYS, INTEL_SYS, OPENBMC_SYS, client, config};
 
 #[tokio::test]
 async fn dl325_inventory_from_the_real_payloads() {
-    let bmc = MockBmc::start(mockup("DL325"), Persona::default()).await;
+    let bmc = dl325(Persona::default()).await;
     let inv = client(&bmc, AuthMode::Auto)
         .inventory()
         .await
@@ -136,7 +136,7 @@ async fn no_system_and_counts_members_without_odata_count() {
 
 #[tokio::test]
 async fn check_with_a_seeded_discovery_costs_one_get() {
-    let bmc = MockBmc::start(mockup("DL325"), Persona::default()).await;
+    let bmc = dl325(Persona::default()).await;
     let first = client(&bmc, AuthMode::Auto);
     first.inventory().await.expect("inventory");
     first.check().await.expect("check");
@@ -184,7 +184,7 @@ fn vendor_detection() {
 /// A fresh client with a configured system path: the idle check is one GET, nothing else.
 #[tokio::test]
 async fn check_with_a_configured_system_path_costs_one_get() {
-    let bmc = MockBmc::start(mockup("DL325"), Persona::default()).await;
+    let bmc = dl325(Persona::default()).await;
     let mut cfg = config(&bmc.url(), AuthMode::Auto);
     cfg.system_path = Some(DL325_SYS.into());
     let c = beskar7::redfish::RedfishClient::new(cfg).expect("client");
@@ -198,7 +198,7 @@ async fn check_with_a_configured_system_path_costs_one_get() {
 /// The enrollment budget quoted in docs/redfish.md.
 #[tokio::test]
 async fn enrollment_request_budget() {
-    let bmc = MockBmc::start(mockup("DL325"), Persona::default()).await;
+    let bmc = dl325(Persona::default()).await;
     let c = client(&bmc, AuthMode::Auto);
     c.inventory().await.expect("inventory");
     assert_eq!(

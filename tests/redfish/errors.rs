@@ -5,7 +5,7 @@ use std::time::Duration;
 use beskar7::redfish::{AuthMode, Bmc, RedfishClient, RedfishError};
 use serde_json::json;
 
-use super::mock::{MockBmc, Persona, mockup, respond};
+use super::mock::{Persona, dl325, respond};
 use super::{DL325_SYS, client, config};
 
 fn failing_get(status: u16, body: &'static str) -> Persona {
@@ -21,7 +21,7 @@ fn failing_get(status: u16, body: &'static str) -> Persona {
 }
 
 async fn inventory_err(p: Persona) -> RedfishError {
-    let bmc = MockBmc::start(mockup("DL325"), p).await;
+    let bmc = dl325(p).await;
     let err = client(&bmc, AuthMode::Auto)
         .inventory()
         .await
@@ -102,13 +102,10 @@ async fn garbage_payload_names_the_resource() {
 
 #[tokio::test]
 async fn request_timeout() {
-    let bmc = MockBmc::start(
-        mockup("DL325"),
-        Persona {
-            delay: Some(Duration::from_secs(3)),
-            ..Persona::default()
-        },
-    )
+    let bmc = dl325(Persona {
+        delay: Some(Duration::from_secs(3)),
+        ..Persona::default()
+    })
     .await;
     let mut cfg = config(&bmc.url(), AuthMode::Auto);
     cfg.policy.request_timeout = Duration::from_millis(200);
@@ -151,7 +148,7 @@ async fn not_acceptable_identity_encoding_is_retried_without_it() {
             )
         })
     });
-    let bmc = MockBmc::start(mockup("DL325"), persona).await;
+    let bmc = dl325(persona).await;
     client(&bmc, AuthMode::Auto)
         .inventory()
         .await

@@ -3,7 +3,7 @@
 use beskar7::redfish::{AuthMode, Bmc, RedfishClient};
 use serde_json::json;
 
-use super::mock::{Etag, MockBmc, Persona, empty, if_match_check, mockup, redfish_error};
+use super::mock::{Etag, MockBmc, Persona, dl325, empty, if_match_check, mockup, redfish_error};
 use super::{DL325_SYS, INTEL_SYS, client, config};
 
 fn if_matches(bmc: &MockBmc) -> Vec<Option<String>> {
@@ -22,7 +22,7 @@ async fn weak_etag_from_the_body_then_strong() {
         weak_if_match_rejected: true,
         ..Persona::default()
     };
-    let bmc = MockBmc::start(mockup("DL325"), persona).await;
+    let bmc = dl325(persona).await;
     client(&bmc, AuthMode::Auto)
         .set_pxe_once(None)
         .await
@@ -47,7 +47,7 @@ async fn etag_rejected_then_no_if_match() {
         (r.method == "PATCH" && r.if_match.is_some())
             .then(|| redfish_error(412, "Base.1.8.PreconditionFailed", "nope"))
     });
-    let bmc = MockBmc::start(mockup("DL325"), persona).await;
+    let bmc = dl325(persona).await;
     client(&bmc, AuthMode::Auto)
         .set_pxe_once(None)
         .await
@@ -164,7 +164,7 @@ async fn empty_etag_is_ignored() {
 /// The opt-out: no If-Match at all.
 #[tokio::test]
 async fn etag_match_can_be_disabled() {
-    let bmc = MockBmc::start(mockup("DL325"), Persona::default()).await;
+    let bmc = dl325(Persona::default()).await;
     let mut cfg = config(&bmc.url(), AuthMode::Auto);
     cfg.policy.etag_match = false;
     RedfishClient::new(cfg)

@@ -24,6 +24,11 @@ pub fn fixtures() -> &'static str {
 
 /// A short-form mockup tree (`mockups/<name>`), keyed by `/redfish/v1/...` without a
 /// trailing slash.
+/// The HPE DL325 mockup, served with `persona`'s quirks: what most persona tests start from.
+pub async fn dl325(persona: Persona) -> MockBmc {
+    MockBmc::start(mockup("DL325"), persona).await
+}
+
 pub fn mockup(name: &str) -> BTreeMap<String, Value> {
     let mut tree = BTreeMap::new();
     let root = Path::new(fixtures()).join("mockups").join(name);

@@ -5,7 +5,7 @@ use std::time::Duration;
 use beskar7::redfish::{AuthMode, Bmc, PowerAction, PowerState, RedfishError};
 use serde_json::{Value, json};
 
-use super::mock::{MockBmc, Persona, mockup, redfish_error};
+use super::mock::{MockBmc, Persona, dl325, mockup, redfish_error};
 use super::{DL325_SYS, OPENBMC_SYS, client};
 
 fn resets(bmc: &MockBmc) -> Vec<(String, String)> {
@@ -26,7 +26,7 @@ fn resets(bmc: &MockBmc) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn already_on_is_success_without_a_request() {
-    let bmc = MockBmc::start(mockup("DL325"), Persona::default()).await;
+    let bmc = dl325(Persona::default()).await;
     let out = client(&bmc, AuthMode::Auto)
         .set_power(PowerAction::On, None)
         .await
@@ -42,7 +42,7 @@ async fn off_then_on_with_waiting() {
         power_lag: 3,
         ..Persona::default()
     };
-    let bmc = MockBmc::start(mockup("DL325"), persona).await;
+    let bmc = dl325(persona).await;
     let c = client(&bmc, AuthMode::Auto);
     let out = c
         .set_power(PowerAction::Off, Some(Duration::from_secs(5)))
@@ -73,7 +73,7 @@ async fn waiting_times_out() {
         power_lag: 1_000_000,
         ..Persona::default()
     };
-    let bmc = MockBmc::start(mockup("DL325"), persona).await;
+    let bmc = dl325(persona).await;
     let err = client(&bmc, AuthMode::Auto)
         .set_power(PowerAction::Off, Some(Duration::from_millis(100)))
         .await
@@ -146,7 +146,7 @@ async fn other_refusals_fail_with_the_message_id() {
             )
         })
     });
-    let bmc = MockBmc::start(mockup("DL325"), persona).await;
+    let bmc = dl325(persona).await;
     let err = client(&bmc, AuthMode::Auto)
         .set_power(PowerAction::Off, None)
         .await
@@ -238,13 +238,10 @@ async fn supermicro_malformed_allowable_values() {
 /// iLO: Reset success is 200 with a Base Success body, not 204.
 #[tokio::test]
 async fn ilo_reset_answers_200() {
-    let bmc = MockBmc::start(
-        mockup("DL325"),
-        Persona {
-            reset_status: 200,
-            ..Persona::default()
-        },
-    )
+    let bmc = dl325(Persona {
+        reset_status: 200,
+        ..Persona::default()
+    })
     .await;
     let out = client(&bmc, AuthMode::Auto)
         .set_power(PowerAction::Off, None)
@@ -273,13 +270,10 @@ async fn trailing_slash_target_is_used_verbatim() {
 /// iDRAC10: If-Match on an action POST gives 412; actions are posted without it.
 #[tokio::test]
 async fn actions_carry_no_if_match() {
-    let bmc = MockBmc::start(
-        mockup("DL325"),
-        Persona {
-            reject_if_match_on_action: true,
-            ..Persona::default()
-        },
-    )
+    let bmc = dl325(Persona {
+        reject_if_match_on_action: true,
+        ..Persona::default()
+    })
     .await;
     client(&bmc, AuthMode::Auto)
         .set_power(PowerAction::Off, None)
@@ -300,7 +294,7 @@ async fn idrac_busy_is_retried() {
         (r.is("GET", DL325_SYS) && s.bump("get") == 1)
             .then(|| redfish_error(500, "IDRAC.2.8.SYS518", "iDRAC is not ready"))
     });
-    let bmc = MockBmc::start(mockup("DL325"), persona).await;
+    let bmc = dl325(persona).await;
     client(&bmc, AuthMode::Auto)
         .set_power(PowerAction::Off, None)
         .await
@@ -317,7 +311,7 @@ async fn idrac_busy_is_retried() {
 /// One-time PXE then power: a host that is on is restarted, in one session.
 #[tokio::test]
 async fn pxe_boot_restarts_a_running_host() {
-    let bmc = MockBmc::start(mockup("DL325"), Persona::default()).await;
+    let bmc = dl325(Persona::default()).await;
     let (ov, out) = client(&bmc, AuthMode::Auto)
         .pxe_boot(None, None)
         .await

@@ -3,7 +3,7 @@
 use beskar7::redfish::{AuthMode, Bmc, PowerAction, RedfishError};
 use serde_json::json;
 
-use super::mock::{MockBmc, Persona, empty, mockup, respond};
+use super::mock::{Persona, dl325, empty, respond};
 use super::{DL325_SYS, client};
 
 const MONITOR: &str = "/redfish/v1/TaskService/TaskMonitors/42";
@@ -40,7 +40,7 @@ async fn reset_through_a_task_monitor() {
         }
         None
     });
-    let bmc = MockBmc::start(mockup("DL325"), persona).await;
+    let bmc = dl325(persona).await;
     let out = client(&bmc, AuthMode::Auto)
         .set_power(PowerAction::Off, None)
         .await
@@ -64,7 +64,7 @@ async fn failed_task_names_its_message() {
         }
         None
     });
-    let bmc = MockBmc::start(mockup("DL325"), persona).await;
+    let bmc = dl325(persona).await;
     let err = client(&bmc, AuthMode::Auto)
         .set_power(PowerAction::Off, None)
         .await
@@ -81,7 +81,7 @@ async fn failed_task_names_its_message() {
 async fn task_that_never_finishes_times_out() {
     let persona = Persona::default()
         .hook(|_, r| (r.is("POST", "ComputerSystem.Reset") || r.path == MONITOR).then(accepted));
-    let bmc = MockBmc::start(mockup("DL325"), persona).await;
+    let bmc = dl325(persona).await;
     let mut cfg = super::config(&bmc.url(), AuthMode::Auto);
     cfg.policy.task_timeout = std::time::Duration::from_millis(200);
     let c = beskar7::redfish::RedfishClient::new(cfg).expect("client");
