@@ -139,10 +139,11 @@ pub fn after_deletion_started(
         .unwrap_or_default()
         .to_string();
     if is(rt, NAMESPACES) {
+        // Views (events.k8s.io Events) hold no objects of their own: sweep each collection once.
         let types: Vec<Arc<ResourceType>> = state
             .registry
             .all()
-            .filter(|t| t.namespaced)
+            .filter(|t| t.namespaced && t.view_of.is_none())
             .cloned()
             .collect();
         for t in types {
