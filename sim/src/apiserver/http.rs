@@ -63,15 +63,33 @@ async fn handle(State(server): State<Arc<ApiServer>>, request: Request) -> Respo
             json_response(StatusCode::OK, &discovery::version(server.minor_version))
         }
         Some(Route::Health) => (StatusCode::OK, "ok").into_response(),
-        Some(Route::CoreVersions) => {
-            let host = parts
-                .headers
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .unwrap_or("127.0.0.1");
-            json_response(StatusCode::OK, &discovery::core_versions(host))
+        Some(route @ (Route::CoreVersions | Route::Groups)) => {
+            let core = route == Route::CoreVersions;
+            // Clients that cannot be served what they list get the legacy form, which every
+            // client also decodes, rather than a 406.
+            let format = discovery::DiscoveryFormat::negotiate(accept(&parts.headers))
+                .unwrap_or(discovery::DiscoveryFormat::Legacy);
+            let body = match (format, core) {
+                (discovery::DiscoveryFormat::Legacy, true) => {
+                    let host = parts
+                        .headers
+                        .get(header::HOST)
+                        .and_then(|h| h.to_str().ok())
+                        .unwrap_or("127.0.0.1");
+                    discovery::core_versions(host)
+                }
+                (discovery::DiscoveryFormat::Legacy, false) => discovery::group_list(&registry()),
+                (aggregated, core) => discovery::aggregated(&registry(), core, aggregated),
+            };
+            let mut response = json_response(StatusCode::OK, &body);
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(format.content_type()),
+            );
+            headers.insert(header::VARY, HeaderValue::from_static("Accept"));
+            response
         }
-        Some(Route::Groups) => json_response(StatusCode::OK, &discovery::group_list(&registry())),
         Some(Route::Group(g)) => match discovery::group(&registry(), &g) {
             Some(v) => json_response(StatusCode::OK, &v),
             None => ApiError::no_such_path().into_response(),
@@ -453,6 +471,10 @@ fn deleted_status(rt: &ResourceType, obj: &Value) -> Value {
             "uid": obj.pointer("/metadata/uid").cloned().unwrap_or(Value::Null),
         },
     })
+}
+
+fn accept(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok())
 }
 
 fn media_type(headers: &HeaderMap) -> String {

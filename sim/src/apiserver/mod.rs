@@ -11,6 +11,7 @@ pub mod error;
 mod event_views;
 pub(crate) mod http;
 mod kinds;
+mod media;
 mod patch;
 mod rbac;
 pub mod resources;
