@@ -7,7 +7,7 @@ use super::routes::{ResourcePath, Route, parse};
 use super::selector::{FieldSelector, LabelSelector};
 use super::watch::{self, WatchRequest};
 use super::write::{DeleteOptions, DeleteOutcome, PatchBody, PatchKind, Subresource, WriteOptions};
-use super::{ApiServer, AuditKey, Identity, discovery, rbac, view};
+use super::{ApiServer, AuditKey, Identity, discovery, openapi, rbac, view};
 use axum::body::{Body, to_bytes};
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -88,6 +88,19 @@ async fn handle(State(server): State<Arc<ApiServer>>, request: Request) -> Respo
                 HeaderValue::from_static(format.content_type()),
             );
             headers.insert(header::VARY, HeaderValue::from_static("Accept"));
+            response
+        }
+        Some(Route::OpenApiIndex) => json_response(StatusCode::OK, &openapi::index(&registry())),
+        Some(Route::OpenApiDocument(path)) => match openapi::document(&registry(), &path) {
+            Some(doc) => json_response(StatusCode::OK, &doc),
+            None => ApiError::no_such_path().into_response(),
+        },
+        Some(Route::OpenApiV2) => {
+            let mut response = Response::new(Body::empty());
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(openapi::V2_PROTOBUF),
+            );
             response
         }
         Some(Route::Group(g)) => match discovery::group(&registry(), &g) {

@@ -12,6 +12,7 @@ mod event_views;
 pub(crate) mod http;
 mod kinds;
 mod media;
+mod openapi;
 mod patch;
 mod rbac;
 pub mod resources;

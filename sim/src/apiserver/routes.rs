@@ -25,6 +25,12 @@ pub enum Route {
     /// `/api/v1`, `/apis/{group}/{version}`
     GroupVersion(String, String),
     Resource(ResourcePath),
+    /// `/openapi/v3`
+    OpenApiIndex,
+    /// `/openapi/v3/{api/v1 | apis/G/V}`
+    OpenApiDocument(String),
+    /// `/openapi/v2`: an empty document (see `openapi::v2_empty_document`).
+    OpenApiV2,
 }
 
 pub fn parse(path: &str) -> Option<Route> {
@@ -37,6 +43,9 @@ pub fn parse(path: &str) -> Option<Route> {
         ["version"] => Some(Route::Version),
         ["healthz" | "livez" | "readyz"] => Some(Route::Health),
         ["api"] => Some(Route::CoreVersions),
+        ["openapi", "v3"] => Some(Route::OpenApiIndex),
+        ["openapi", "v3", rest @ ..] => Some(Route::OpenApiDocument(rest.join("/"))),
+        ["openapi", "v2"] => Some(Route::OpenApiV2),
         ["apis"] => Some(Route::Groups),
         ["api", version] => Some(Route::GroupVersion(String::new(), version.to_string())),
         ["apis", group] => Some(Route::Group(group.to_string())),
