@@ -2,9 +2,11 @@
 //! records every request in the audit log.
 
 use super::error::{ApiError, ApiResult};
+use super::media::Representation;
 use super::resources::ResourceType;
 use super::routes::{ResourcePath, Route, parse};
 use super::selector::{FieldSelector, LabelSelector};
+use super::table::{self, IncludeObject};
 use super::watch::{self, WatchRequest};
 use super::write::{DeleteOptions, DeleteOutcome, PatchBody, PatchKind, Subresource, WriteOptions};
 use super::{ApiServer, AuditKey, Identity, discovery, openapi, rbac, view};
@@ -304,12 +306,23 @@ async fn resource(
     match (method.as_str(), &path.name) {
         ("GET", Some(_)) => {
             let obj = server.store.lock().get_or_404(&rt, &key())?;
+            let served = view::at_version(&obj, &rt, version);
+            let Some(shape) = Shape::of(headers, query)? else {
+                return Ok(json_response(StatusCode::OK, &served));
+            };
+            let rv = served
+                .pointer("/metadata/resourceVersion")
+                .cloned()
+                .unwrap_or_default();
             Ok(json_response(
                 StatusCode::OK,
-                &view::at_version(&obj, &rt, version),
+                &shape.single(&rt, version, served.into_owned(), rv),
             ))
         }
-        ("GET", None) if query.flag("watch") => watch(server, rt, version, namespace, query),
+        ("GET", None) if query.flag("watch") => {
+            let shape = Shape::of(headers, query)?;
+            watch(server, rt, version, namespace, query, shape)
+        }
         ("GET", None) => {
             let (labels, fields) = query.selectors(&rt)?;
             let limit = query
@@ -324,6 +337,24 @@ async fn resource(
                 limit,
                 query.get("continue"),
             )?;
+            if let Some(shape) = Shape::of(headers, query)? {
+                let served: Vec<Value> = page
+                    .items
+                    .iter()
+                    .map(|o| view::at_version(o, &rt, version).into_owned())
+                    .collect();
+                let mut metadata = json!({"resourceVersion": page.rv.to_string()});
+                if let Some(token) = page.continue_token {
+                    metadata["continue"] = json!(token);
+                }
+                if let Some(remaining) = page.remaining {
+                    metadata["remainingItemCount"] = json!(remaining);
+                }
+                return Ok(json_response(
+                    StatusCode::OK,
+                    &shape.list(&rt, version, &served, metadata),
+                ));
+            }
             let body = view::list_json(
                 &rt,
                 version,
@@ -422,12 +453,94 @@ async fn resource(
     }
 }
 
+/// A Table or PartialObjectMetadata answer instead of the objects themselves: what the Accept
+/// header asked for (`as=Table` / `as=PartialObjectMetadata[List]`, `g=meta.k8s.io`).
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    representation: Representation,
+    include: IncludeObject,
+}
+
+impl Shape {
+    /// `None` for plain objects. Accept headers naming nothing the server produces (protobuf
+    /// only) get JSON objects too: every Kubernetes client lists JSON as its fallback.
+    fn of(headers: &HeaderMap, query: &Query) -> ApiResult<Option<Shape>> {
+        let representation =
+            Representation::negotiate(accept(headers)).unwrap_or(Representation::Object);
+        if representation == Representation::Object {
+            return Ok(None);
+        }
+        let include =
+            IncludeObject::parse(query.get("includeObject")).map_err(ApiError::bad_request)?;
+        Ok(Some(Shape {
+            representation,
+            include,
+        }))
+    }
+
+    fn api_version(&self) -> &'static str {
+        self.representation.meta_api_version()
+    }
+
+    /// One object (GET of a name, or a watch event's object).
+    fn single(&self, rt: &ResourceType, version: &str, obj: Value, rv: Value) -> Value {
+        match self.representation {
+            Representation::Table { .. } => table::table(
+                rt,
+                version,
+                &[obj],
+                self.include,
+                self.api_version(),
+                json!({"resourceVersion": rv}),
+            ),
+            _ => table::partial_metadata(&obj, self.api_version()),
+        }
+    }
+
+    fn list(&self, rt: &ResourceType, version: &str, objects: &[Value], metadata: Value) -> Value {
+        match self.representation {
+            Representation::Table { .. } => table::table(
+                rt,
+                version,
+                objects,
+                self.include,
+                self.api_version(),
+                metadata,
+            ),
+            _ => table::partial_metadata_list(objects, self.api_version(), metadata),
+        }
+    }
+
+    /// A watch event line re-encoded with its object in this shape. ERROR events keep their
+    /// Status; BOOKMARKs become metadata-only, which is what they carry anyway.
+    fn event_line(&self, rt: &ResourceType, version: &str, line: &[u8]) -> axum::body::Bytes {
+        let Ok(mut event) = serde_json::from_slice::<Value>(line) else {
+            return axum::body::Bytes::copy_from_slice(line);
+        };
+        let kind = event["type"].as_str().unwrap_or_default().to_string();
+        if kind != "ERROR" {
+            let object = event["object"].take();
+            let rv = object
+                .pointer("/metadata/resourceVersion")
+                .cloned()
+                .unwrap_or_default();
+            event["object"] = if kind == "BOOKMARK" {
+                table::partial_metadata(&object, self.api_version())
+            } else {
+                self.single(rt, version, object, rv)
+            };
+        }
+        view::event_line(&kind, &event["object"])
+    }
+}
+
 fn watch(
     server: &Arc<ApiServer>,
     rt: Arc<ResourceType>,
     version: &str,
     namespace: Option<&str>,
     query: &Query,
+    shape: Option<Shape>,
 ) -> ApiResult<Response> {
     let (labels, fields) = query.selectors(&rt)?;
     let resource_version = query
@@ -461,8 +574,17 @@ fn watch(
         bookmarks: query.flag("allowWatchBookmarks"),
         timeout,
     };
-    let stream = watch::start(server.store.clone(), rt, version, req);
-    let mut response = Response::new(Body::from_stream(stream));
+    let stream = watch::start(server.store.clone(), rt.clone(), version, req);
+    let body = match shape {
+        None => Body::from_stream(stream),
+        Some(shape) => {
+            let version = version.to_string();
+            Body::from_stream(futures::StreamExt::map(stream, move |line| {
+                line.map(|line| shape.event_line(&rt, &version, &line))
+            }))
+        }
+    };
+    let mut response = Response::new(body);
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
