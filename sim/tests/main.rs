@@ -4,4 +4,5 @@
 mod apiserver;
 mod bmc;
 mod cli;
+mod kubectl;
 mod support;
