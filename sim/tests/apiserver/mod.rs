@@ -6,6 +6,7 @@ mod lifecycle;
 mod lists;
 mod patches;
 mod rbac;
+mod representations;
 mod runtime;
 mod semantics;
 mod watches;
