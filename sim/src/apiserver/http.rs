@@ -512,8 +512,16 @@ impl Shape {
     }
 
     /// A watch event line re-encoded with its object in this shape. ERROR events keep their
-    /// Status; BOOKMARKs become metadata-only, which is what they carry anyway.
-    fn event_line(&self, rt: &ResourceType, version: &str, line: &[u8]) -> axum::body::Bytes {
+    /// Status; BOOKMARKs become metadata-only, which is what they carry anyway. As on the real
+    /// server, only the first Table carries the column definitions (`headers_sent` tracks
+    /// it); kubectl lays out later rows with the columns it already has.
+    fn event_line(
+        &self,
+        rt: &ResourceType,
+        version: &str,
+        line: &[u8],
+        headers_sent: &mut bool,
+    ) -> axum::body::Bytes {
         let Ok(mut event) = serde_json::from_slice::<Value>(line) else {
             return axum::body::Bytes::copy_from_slice(line);
         };
@@ -527,7 +535,15 @@ impl Shape {
             event["object"] = if kind == "BOOKMARK" {
                 table::partial_metadata(&object, self.api_version())
             } else {
-                self.single(rt, version, object, rv)
+                let mut single = self.single(rt, version, object, rv);
+                if matches!(self.representation, Representation::Table { .. }) {
+                    if *headers_sent {
+                        // Go's encoding of the nil slice NoHeaders leaves.
+                        single["columnDefinitions"] = Value::Null;
+                    }
+                    *headers_sent = true;
+                }
+                single
             };
         }
         view::event_line(&kind, &event["object"])
@@ -579,8 +595,9 @@ fn watch(
         None => Body::from_stream(stream),
         Some(shape) => {
             let version = version.to_string();
+            let mut headers_sent = false;
             Body::from_stream(futures::StreamExt::map(stream, move |line| {
-                line.map(|line| shape.event_line(&rt, &version, &line))
+                line.map(|line| shape.event_line(&rt, &version, &line, &mut headers_sent))
             }))
         }
     };

@@ -176,11 +176,15 @@ async fn get_watch_prints_an_update_as_a_new_line(k: Kubectl) {
     let first = watch.next_line().await;
     assert!(first.starts_with("server-01"), "{first}");
     k.until_requested("watch", "physicalhosts").await;
-    k.set_host_status("server-01", json!({"state": "Enrolling"}))
-        .await;
-    let update = watch.next_line().await;
-    let cells: Vec<&str> = update.split_whitespace().collect();
-    assert_eq!(cells[..2], ["server-01", "Enrolling"], "{update}");
+    // Two updates: the server sends column definitions with the first watch event only, so the
+    // second row is laid out with the columns kubectl already has.
+    for state in ["Enrolling", "Available"] {
+        k.set_host_status("server-01", json!({"state": state}))
+            .await;
+        let update = watch.next_line().await;
+        let cells: Vec<&str> = update.split_whitespace().collect();
+        assert_eq!(cells[..2], ["server-01", state], "{update}");
+    }
 }
 
 async fn describe_shows_fields_and_events(k: Kubectl) {
