@@ -166,6 +166,24 @@ impl DiscoveryFormat {
     }
 }
 
+/// The discovery document of `/api` (`core`) or `/apis` in the form the Accept header asks for,
+/// and its Content-Type. Clients that list no form the server produces get the legacy one,
+/// which every client also decodes, rather than a 406.
+pub fn negotiated(
+    registry: &Registry,
+    core: bool,
+    accept: Option<&str>,
+    host: &str,
+) -> (Value, &'static str) {
+    let format = DiscoveryFormat::negotiate(accept).unwrap_or(DiscoveryFormat::Legacy);
+    let body = match (format, core) {
+        (DiscoveryFormat::Legacy, true) => core_versions(host),
+        (DiscoveryFormat::Legacy, false) => group_list(registry),
+        (aggregated, core) => self::aggregated(registry, core, aggregated),
+    };
+    (body, format.content_type())
+}
+
 const VERBS: [&str; 8] = [
     "create",
     "delete",

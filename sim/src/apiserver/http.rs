@@ -2,11 +2,10 @@
 //! records every request in the audit log.
 
 use super::error::{ApiError, ApiResult};
-use super::media::Representation;
 use super::resources::ResourceType;
 use super::routes::{ResourcePath, Route, parse};
 use super::selector::{FieldSelector, LabelSelector};
-use super::table::{self, IncludeObject};
+use super::shape::Shape;
 use super::watch::{self, WatchRequest};
 use super::write::{DeleteOptions, DeleteOutcome, PatchBody, PatchKind, Subresource, WriteOptions};
 use super::{ApiServer, AuditKey, Identity, discovery, openapi, rbac, view};
@@ -66,29 +65,20 @@ async fn handle(State(server): State<Arc<ApiServer>>, request: Request) -> Respo
         }
         Some(Route::Health) => (StatusCode::OK, "ok").into_response(),
         Some(route @ (Route::CoreVersions | Route::Groups)) => {
-            let core = route == Route::CoreVersions;
-            // Clients that cannot be served what they list get the legacy form, which every
-            // client also decodes, rather than a 406.
-            let format = discovery::DiscoveryFormat::negotiate(accept(&parts.headers))
-                .unwrap_or(discovery::DiscoveryFormat::Legacy);
-            let body = match (format, core) {
-                (discovery::DiscoveryFormat::Legacy, true) => {
-                    let host = parts
-                        .headers
-                        .get(header::HOST)
-                        .and_then(|h| h.to_str().ok())
-                        .unwrap_or("127.0.0.1");
-                    discovery::core_versions(host)
-                }
-                (discovery::DiscoveryFormat::Legacy, false) => discovery::group_list(&registry()),
-                (aggregated, core) => discovery::aggregated(&registry(), core, aggregated),
-            };
+            let host = parts
+                .headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("127.0.0.1");
+            let (body, content_type) = discovery::negotiated(
+                &registry(),
+                route == Route::CoreVersions,
+                accept(&parts.headers),
+                host,
+            );
             let mut response = json_response(StatusCode::OK, &body);
             let headers = response.headers_mut();
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(format.content_type()),
-            );
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
             headers.insert(header::VARY, HeaderValue::from_static("Accept"));
             response
         }
@@ -307,20 +297,16 @@ async fn resource(
         ("GET", Some(_)) => {
             let obj = server.store.lock().get_or_404(&rt, &key())?;
             let served = view::at_version(&obj, &rt, version);
-            let Some(shape) = Shape::of(headers, query)? else {
+            let Some(shape) = Shape::of(accept(headers), query.get("includeObject"))? else {
                 return Ok(json_response(StatusCode::OK, &served));
             };
-            let rv = served
-                .pointer("/metadata/resourceVersion")
-                .cloned()
-                .unwrap_or_default();
             Ok(json_response(
                 StatusCode::OK,
-                &shape.single(&rt, version, served.into_owned(), rv),
+                &shape.single(&rt, version, served.into_owned()),
             ))
         }
         ("GET", None) if query.flag("watch") => {
-            let shape = Shape::of(headers, query)?;
+            let shape = Shape::of(accept(headers), query.get("includeObject"))?;
             watch(server, rt, version, namespace, query, shape)
         }
         ("GET", None) => {
@@ -337,23 +323,9 @@ async fn resource(
                 limit,
                 query.get("continue"),
             )?;
-            if let Some(shape) = Shape::of(headers, query)? {
-                let served: Vec<Value> = page
-                    .items
-                    .iter()
-                    .map(|o| view::at_version(o, &rt, version).into_owned())
-                    .collect();
-                let mut metadata = json!({"resourceVersion": page.rv.to_string()});
-                if let Some(token) = page.continue_token {
-                    metadata["continue"] = json!(token);
-                }
-                if let Some(remaining) = page.remaining {
-                    metadata["remainingItemCount"] = json!(remaining);
-                }
-                return Ok(json_response(
-                    StatusCode::OK,
-                    &shape.list(&rt, version, &served, metadata),
-                ));
+            if let Some(shape) = Shape::of(accept(headers), query.get("includeObject"))? {
+                let body = shape.list(&rt, version, &page);
+                return Ok(json_response(StatusCode::OK, &body));
             }
             let body = view::list_json(
                 &rt,
@@ -453,103 +425,6 @@ async fn resource(
     }
 }
 
-/// A Table or PartialObjectMetadata answer instead of the objects themselves: what the Accept
-/// header asked for (`as=Table` / `as=PartialObjectMetadata[List]`, `g=meta.k8s.io`).
-#[derive(Debug, Clone, Copy)]
-struct Shape {
-    representation: Representation,
-    include: IncludeObject,
-}
-
-impl Shape {
-    /// `None` for plain objects. Accept headers naming nothing the server produces (protobuf
-    /// only) get JSON objects too: every Kubernetes client lists JSON as its fallback.
-    fn of(headers: &HeaderMap, query: &Query) -> ApiResult<Option<Shape>> {
-        let representation =
-            Representation::negotiate(accept(headers)).unwrap_or(Representation::Object);
-        if representation == Representation::Object {
-            return Ok(None);
-        }
-        let include =
-            IncludeObject::parse(query.get("includeObject")).map_err(ApiError::bad_request)?;
-        Ok(Some(Shape {
-            representation,
-            include,
-        }))
-    }
-
-    fn api_version(&self) -> &'static str {
-        self.representation.meta_api_version()
-    }
-
-    /// One object (GET of a name, or a watch event's object).
-    fn single(&self, rt: &ResourceType, version: &str, obj: Value, rv: Value) -> Value {
-        match self.representation {
-            Representation::Table { .. } => table::table(
-                rt,
-                version,
-                &[obj],
-                self.include,
-                self.api_version(),
-                json!({"resourceVersion": rv}),
-            ),
-            _ => table::partial_metadata(&obj, self.api_version()),
-        }
-    }
-
-    fn list(&self, rt: &ResourceType, version: &str, objects: &[Value], metadata: Value) -> Value {
-        match self.representation {
-            Representation::Table { .. } => table::table(
-                rt,
-                version,
-                objects,
-                self.include,
-                self.api_version(),
-                metadata,
-            ),
-            _ => table::partial_metadata_list(objects, self.api_version(), metadata),
-        }
-    }
-
-    /// A watch event line re-encoded with its object in this shape. ERROR events keep their
-    /// Status; BOOKMARKs become metadata-only, which is what they carry anyway. As on the real
-    /// server, only the first Table carries the column definitions (`headers_sent` tracks
-    /// it); kubectl lays out later rows with the columns it already has.
-    fn event_line(
-        &self,
-        rt: &ResourceType,
-        version: &str,
-        line: &[u8],
-        headers_sent: &mut bool,
-    ) -> axum::body::Bytes {
-        let Ok(mut event) = serde_json::from_slice::<Value>(line) else {
-            return axum::body::Bytes::copy_from_slice(line);
-        };
-        let kind = event["type"].as_str().unwrap_or_default().to_string();
-        if kind != "ERROR" {
-            let object = event["object"].take();
-            let rv = object
-                .pointer("/metadata/resourceVersion")
-                .cloned()
-                .unwrap_or_default();
-            event["object"] = if kind == "BOOKMARK" {
-                table::partial_metadata(&object, self.api_version())
-            } else {
-                let mut single = self.single(rt, version, object, rv);
-                if matches!(self.representation, Representation::Table { .. }) {
-                    if *headers_sent {
-                        // Go's encoding of the nil slice NoHeaders leaves.
-                        single["columnDefinitions"] = Value::Null;
-                    }
-                    *headers_sent = true;
-                }
-                single
-            };
-        }
-        view::event_line(&kind, &event["object"])
-    }
-}
-
 fn watch(
     server: &Arc<ApiServer>,
     rt: Arc<ResourceType>,
@@ -593,13 +468,7 @@ fn watch(
     let stream = watch::start(server.store.clone(), rt.clone(), version, req);
     let body = match shape {
         None => Body::from_stream(stream),
-        Some(shape) => {
-            let version = version.to_string();
-            let mut headers_sent = false;
-            Body::from_stream(futures::StreamExt::map(stream, move |line| {
-                line.map(|line| shape.event_line(&rt, &version, &line, &mut headers_sent))
-            }))
-        }
+        Some(shape) => Body::from_stream(shape.watch(stream, rt, version)),
     };
     let mut response = Response::new(body);
     response.headers_mut().insert(

@@ -19,6 +19,7 @@ mod rbac;
 pub mod resources;
 mod routes;
 pub mod selector;
+mod shape;
 pub mod store;
 mod table;
 mod time;
