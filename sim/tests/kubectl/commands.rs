@@ -1,6 +1,6 @@
 //! One test per kubectl command users rely on, each run with kubectl 1.27 and 1.33.
 
-use super::{Kubectl, PHYSICALHOSTS_CRD, repo_file, rows};
+use super::{Kubectl, PHYSICALHOSTS_CRD, column, repo_file, rows};
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -11,6 +11,7 @@ for_each_kubectl!(
     apply_server_side,
     apply_leaves_validation_to_the_server,
     get_prints_printer_columns_and_age,
+    get_evaluates_condition_filters_label_keys_and_typed_columns,
     get_outputs_yaml_json_and_jsonpath,
     get_watch_prints_an_update_as_a_new_line,
     describe_shows_fields_and_events,
@@ -124,6 +125,10 @@ async fn get_prints_printer_columns_and_age(k: Kubectl) {
         "AGE is an age like 0s: {:?}",
         table[1]
     );
+    // A named get is a one-row Table too.
+    let one = k.ok(&["get", "ph", "server-01"]).await;
+    assert_eq!(column(&one, "STATE"), ["Available"]);
+    assert_eq!(column(&one, "CONSUMER"), [""]);
     let wide = k.ok(&["get", "ph", "-o", "wide", "--show-labels"]).await;
     assert!(wide.contains("pool=workers"), "{wide}");
     let none = k.run(&["get", "ph", "-n", "kube-system"]).await;
@@ -132,6 +137,101 @@ async fn get_prints_printer_columns_and_age(k: Kubectl) {
             .contains("No resources found in kube-system namespace."),
         "{none:?}"
     );
+}
+
+/// The Beskar7Machine and Beskar7Cluster columns: condition filters
+/// (`.status.conditions[?(@.type=="Ready")].status`), a dotted label key, boolean and integer
+/// cells, and a priority-1 column shown only with `-o wide`.
+async fn get_evaluates_condition_filters_label_keys_and_typed_columns(k: Kubectl) {
+    k.load_repo_crds();
+    for example in [
+        "examples/beskar7machine.yaml",
+        "examples/beskar7cluster.yaml",
+    ] {
+        let path = repo_file(example);
+        k.ok(&["apply", "-f", path.to_str().unwrap()]).await;
+    }
+    k.ok(&[
+        "label",
+        "b7m",
+        "worker-01",
+        "cluster.x-k8s.io/cluster-name=lab",
+    ])
+    .await;
+    let gvk = kube::api::GroupVersionKind::gvk(
+        "infrastructure.cluster.x-k8s.io",
+        "v1beta1",
+        "Beskar7Machine",
+    );
+    let machines: kube::Api<kube::api::DynamicObject> = kube::Api::namespaced_with(
+        k.client.clone(),
+        "default",
+        &kube::api::ApiResource::from_gvk(&gvk),
+    );
+    let conditions = json!([
+        {"type": "HostClaimed", "status": "True", "reason": "Claimed", "lastTransitionTime": "2026-01-01T00:00:00Z"},
+        {"type": "Ready", "status": "False", "reason": "Provisioning", "lastTransitionTime": "2026-01-01T00:00:00Z"}
+    ]);
+    machines
+        .patch_status(
+            "worker-01",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"phase": "Provisioning", "conditions": conditions}})),
+        )
+        .await
+        .unwrap();
+    let out = k.ok(&["get", "b7m"]).await;
+    let table = rows(&out);
+    assert_eq!(
+        table[0],
+        ["NAME", "CLUSTER", "PHASE", "READY", "PROVIDERID", "AGE"]
+    );
+    assert_eq!(table[1][..4], ["worker-01", "lab", "Provisioning", "False"]);
+    assert!(column(&out, "PROVIDERID")[0].is_empty());
+    let out = k.ok(&["get", "b7m", "-o", "wide"]).await;
+    let header = &rows(&out)[0];
+    assert_eq!(header[header.len() - 2..], ["REASON", "AGE"]);
+    assert_eq!(column(&out, "REASON"), ["Provisioning"]);
+
+    let out = k.ok(&["get", "beskar7clusters"]).await;
+    let table = rows(&out);
+    assert_eq!(
+        table[0],
+        [
+            "NAME",
+            "CLUSTER",
+            "ENDPOINT",
+            "PORT",
+            "PROVISIONED",
+            "READY",
+            "AGE"
+        ]
+    );
+    // No cluster label, no status yet: empty cells; the endpoint and the integer port print.
+    assert_eq!(column(&out, "CLUSTER"), [""]);
+    assert_eq!(column(&out, "ENDPOINT"), ["192.168.1.10"]);
+    assert_eq!(column(&out, "PORT"), ["6443"]);
+    assert_eq!(column(&out, "PROVISIONED"), [""]);
+    let gvk = kube::api::GroupVersionKind::gvk(
+        "infrastructure.cluster.x-k8s.io",
+        "v1beta1",
+        "Beskar7Cluster",
+    );
+    let clusters: kube::Api<kube::api::DynamicObject> = kube::Api::namespaced_with(
+        k.client.clone(),
+        "default",
+        &kube::api::ApiResource::from_gvk(&gvk),
+    );
+    clusters
+        .patch_status(
+            "my-cluster",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"initialization": {"provisioned": true}}})),
+        )
+        .await
+        .unwrap();
+    let out = k.ok(&["get", "beskar7clusters"]).await;
+    assert_eq!(column(&out, "PROVISIONED"), ["true"]);
 }
 
 async fn get_outputs_yaml_json_and_jsonpath(k: Kubectl) {

@@ -347,6 +347,41 @@ pub fn rows(output: &str) -> Vec<Vec<&str>> {
         .collect()
 }
 
+/// The cells of column `name` in kubectl's table output, one per row, found by the header's
+/// character offsets (empty cells included, which splitting on whitespace would lose).
+pub fn column(output: &str, name: &str) -> Vec<String> {
+    let mut lines = output.lines().filter(|l| !l.trim().is_empty());
+    let header = lines.next().unwrap_or_default();
+    // (offset, title) of each header cell; titles are single words in the tables tested.
+    let mut titles = Vec::new();
+    let mut previous_blank = true;
+    for (offset, c) in header.char_indices() {
+        if !c.is_whitespace() && previous_blank {
+            let title: String = header[offset..]
+                .chars()
+                .take_while(|c| !c.is_whitespace())
+                .collect();
+            titles.push((offset, title));
+        }
+        previous_blank = c.is_whitespace();
+    }
+    let at = titles
+        .iter()
+        .position(|(_, t)| t == name)
+        .unwrap_or_else(|| panic!("no column {name} in {header:?}"));
+    let start = titles[at].0;
+    let end = titles.get(at + 1).map(|(offset, _)| *offset);
+    lines
+        .map(|line| {
+            let end = end.unwrap_or(line.len()).min(line.len());
+            line.get(start.min(end)..end)
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        })
+        .collect()
+}
+
 /// Declares each test once per kubectl version: `mod v1_27 { fn name() }`, `mod v1_33 { … }`.
 macro_rules! for_each_kubectl {
     ($($name:ident),* $(,)?) => {
