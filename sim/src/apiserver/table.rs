@@ -216,16 +216,7 @@ fn builtin_columns(group: &str, kind: &str) -> Vec<Column> {
             computed("Cluster-IP", "string", |o, _| {
                 or_none(str_at(o, "/spec/clusterIP").to_string())
             }),
-            computed("External-IP", "string", |o, _| {
-                let ips: Vec<&str> = o
-                    .pointer("/spec/externalIPs")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
-                    .collect();
-                or_none(ips.join(","))
-            }),
+            computed("External-IP", "string", |o, _| service_external_ip(o)),
             computed("Port(s)", "string", |o, _| {
                 let ports: Vec<String> = o
                     .pointer("/spec/ports")
@@ -288,6 +279,21 @@ fn builtin_columns(group: &str, kind: &str) -> Vec<Column> {
             computed("Version", "string", |o, _| {
                 json!(str_at(o, "/status/nodeInfo/kubeletVersion"))
             }),
+            wide(computed("Internal-IP", "string", |o, _| {
+                node_address(o, "InternalIP")
+            })),
+            wide(computed("External-IP", "string", |o, _| {
+                node_address(o, "ExternalIP")
+            })),
+            wide(computed("OS-Image", "string", |o, _| {
+                json!(str_at(o, "/status/nodeInfo/osImage"))
+            })),
+            wide(computed("Kernel-Version", "string", |o, _| {
+                json!(str_at(o, "/status/nodeInfo/kernelVersion"))
+            })),
+            wide(computed("Container-Runtime", "string", |o, _| {
+                json!(str_at(o, "/status/nodeInfo/containerRuntimeVersion"))
+            })),
         ],
         ("" | "events.k8s.io", "Event") => vec![
             computed("Last Seen", "string", |o, now| {
@@ -342,6 +348,22 @@ fn builtin_columns(group: &str, kind: &str) -> Vec<Column> {
                 )
             }),
             age_column(),
+            wide(computed("Containers", "string", |o, _| {
+                pod_template_containers(o, "name")
+            })),
+            wide(computed("Images", "string", |o, _| {
+                pod_template_containers(o, "image")
+            })),
+            wide(computed("Selector", "string", |o, _| {
+                let labels: Vec<String> = o
+                    .pointer("/spec/selector/matchLabels")
+                    .and_then(Value::as_object)
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                    .collect();
+                json!(labels.join(","))
+            })),
         ],
         ("coordination.k8s.io", "Lease") => vec![
             computed("Holder", "string", |o, _| {
@@ -365,6 +387,65 @@ fn builtin_columns(group: &str, kind: &str) -> Vec<Column> {
         }
         _ => vec![age_column()],
     }
+}
+
+fn strings_at<'a>(obj: &'a Value, pointer: &str) -> impl Iterator<Item = &'a str> {
+    obj.pointer(pointer)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+}
+
+/// The real printer's `getServiceExternalIP`.
+fn service_external_ip(o: &Value) -> Value {
+    let external: Vec<&str> = strings_at(o, "/spec/externalIPs").collect();
+    match str_at(o, "/spec/type") {
+        "ExternalName" => json!(str_at(o, "/spec/externalName")),
+        "LoadBalancer" => {
+            let ingress: Vec<&str> = o
+                .pointer("/status/loadBalancer/ingress")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|i| {
+                    i.get("ip")
+                        .or_else(|| i.get("hostname"))
+                        .and_then(Value::as_str)
+                })
+                .collect();
+            let all: Vec<&str> = external.into_iter().chain(ingress).collect();
+            if all.is_empty() {
+                json!("<pending>")
+            } else {
+                json!(all.join(","))
+            }
+        }
+        _ => or_none(external.join(",")),
+    }
+}
+
+fn node_address(o: &Value, kind: &str) -> Value {
+    let found = o
+        .pointer("/status/addresses")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|a| a.get("type").and_then(Value::as_str) == Some(kind))
+        .and_then(|a| a.get("address").and_then(Value::as_str));
+    or_none(found.unwrap_or_default().to_string())
+}
+
+/// A Deployment's containers' `field` (name or image), comma-separated.
+fn pod_template_containers(o: &Value, field: &str) -> Value {
+    let values: Vec<&str> = o
+        .pointer("/spec/template/spec/containers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.get(field).and_then(Value::as_str))
+        .collect();
+    json!(values.join(","))
 }
 
 fn cell(column: &Column, obj: &Value, now: i64) -> Value {
@@ -591,9 +672,59 @@ mod tests {
         );
         assert_eq!(
             names(&t),
-            ["Name", "Ready", "Up-to-date", "Available", "Age"]
+            [
+                "Name",
+                "Ready",
+                "Up-to-date",
+                "Available",
+                "Age",
+                "Containers",
+                "Images",
+                "Selector"
+            ]
         );
         assert_eq!(t["rows"][0]["cells"][1], "2/3");
+        let deploy = json!({"metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"app": "b7"}},
+            "template": {"spec": {"containers": [{"name": "manager", "image": "beskar7:1"}]}}}});
+        let t = table(
+            &rt("apps", "deployments"),
+            "v1",
+            &[deploy],
+            IncludeObject::None,
+            "meta.k8s.io/v1",
+            json!({}),
+        );
+        assert_eq!(names(&t)[5..], ["Containers", "Images", "Selector"]);
+        assert_eq!(
+            t["rows"][0]["cells"].as_array().unwrap()[5..],
+            [json!("manager"), json!("beskar7:1"), json!("app=b7")]
+        );
+        let lb = json!({"metadata": {"name": "s"}, "spec": {"type": "LoadBalancer", "ports": [{"port": 443, "nodePort": 30443}]}});
+        let t = table(
+            &rt("", "services"),
+            "v1",
+            &[lb],
+            IncludeObject::None,
+            "meta.k8s.io/v1",
+            json!({}),
+        );
+        assert_eq!(t["rows"][0]["cells"][3], "<pending>");
+        assert_eq!(t["rows"][0]["cells"][4], "443:30443/TCP");
+        let node = json!({"metadata": {"name": "n", "labels": {"node-role.kubernetes.io/control-plane": ""}},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}],
+                       "addresses": [{"type": "InternalIP", "address": "10.0.0.5"}]}});
+        let t = table(
+            &rt("", "nodes"),
+            "v1",
+            &[node],
+            IncludeObject::None,
+            "meta.k8s.io/v1",
+            json!({}),
+        );
+        assert_eq!(t["rows"][0]["cells"][1], "Ready");
+        assert_eq!(t["rows"][0]["cells"][2], "control-plane");
+        assert_eq!(t["rows"][0]["cells"][5], "10.0.0.5");
+        assert_eq!(t["rows"][0]["cells"][6], "<none>");
         let event = json!({"metadata": {"name": "e"}, "type": "Normal", "reason": "Powered",
             "regarding": {"kind": "PhysicalHost", "name": "h1"}, "note": "on "});
         let t = table(
