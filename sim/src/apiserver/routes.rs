@@ -29,7 +29,7 @@ pub enum Route {
     OpenApiIndex,
     /// `/openapi/v3/{api/v1 | apis/G/V}`
     OpenApiDocument(String),
-    /// `/openapi/v2`: an empty document (see `openapi::v2_empty_document`).
+    /// `/openapi/v2`: an empty document (see `openapi::V2_PROTOBUF` for why).
     OpenApiV2,
 }
 
