@@ -41,7 +41,7 @@ fmt:
 
 apiserver:
 	$(CARGO) run --locked -p beskar7-sim -- apiserver --listen $(LISTEN) --kubeconfig $(KUBECONFIG_OUT) \
-		--crds ../shared/fixtures/capi-crds --crds ../shared/fixtures/cert-manager-crds
+		--crds crds --crds ../shared/fixtures/capi-crds --crds ../shared/fixtures/cert-manager-crds
 
 # A benchmark, not a test: figures go into notes and docs, never into assertions.
 bench-apiserver:
