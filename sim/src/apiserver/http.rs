@@ -201,7 +201,7 @@ impl Query {
         }
     }
 
-    fn write_options(&self) -> ApiResult<WriteOptions> {
+    fn write_options(&self, headers: &HeaderMap) -> ApiResult<WriteOptions> {
         if let Some(v) = self.get("fieldValidation")
             && !matches!(v, "Strict" | "Warn" | "Ignore")
         {
@@ -218,6 +218,10 @@ impl Query {
         Ok(WriteOptions {
             dry_run: self.dry_run()?,
             field_manager,
+            user_agent: headers
+                .get(header::USER_AGENT)
+                .and_then(|ua| ua.to_str().ok())
+                .map(str::to_string),
         })
     }
 
@@ -305,7 +309,7 @@ async fn resource(
         }
         ("POST", None) => {
             let obj = decode_object(headers, body).await?;
-            let opts = query.write_options()?;
+            let opts = query.write_options(headers)?;
             let created = server
                 .store
                 .lock()
@@ -317,7 +321,7 @@ async fn resource(
         }
         ("PUT", Some(_)) => {
             let obj = decode_object(headers, body).await?;
-            let opts = query.write_options()?;
+            let opts = query.write_options(headers)?;
             let written = server
                 .store
                 .lock()
@@ -334,7 +338,7 @@ async fn resource(
         }
         ("PATCH", Some(_)) => {
             let patch = decode_patch(&rt, headers, query, body).await?;
-            let opts = query.write_options()?;
+            let opts = query.write_options(headers)?;
             if matches!(patch.kind, PatchKind::Apply { .. }) && opts.field_manager.is_none() {
                 return Err(ApiError::invalid(
                     "meta.k8s.io",

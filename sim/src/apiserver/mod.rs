@@ -8,13 +8,17 @@
 mod discovery;
 pub mod error;
 mod event_views;
+mod fieldpath;
 pub(crate) mod http;
 mod kinds;
+mod merge_keys;
 mod patch;
 mod rbac;
 pub mod resources;
 mod routes;
 pub mod selector;
+mod smp;
+mod ssa;
 pub mod store;
 mod time;
 mod view;

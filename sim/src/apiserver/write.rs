@@ -4,9 +4,12 @@
 use super::error::{ApiError, ApiResult, Cause};
 use super::event_views;
 use super::kinds;
+use super::merge_keys::Shape;
 use super::patch::{json_patch, merge_patch};
 use super::resources::{ResourceType, validate_name};
 use super::selector::{FieldSelector, LabelSelector};
+use super::smp::strategic_merge;
+use super::ssa;
 use super::store::{ChangeKind, ObjectKey, State, matches};
 use super::time::now_rfc3339;
 use serde_json::{Map, Value};
@@ -23,6 +26,32 @@ pub enum Subresource {
 pub struct WriteOptions {
     pub dry_run: bool,
     pub field_manager: Option<String>,
+    /// The request's User-Agent: without `fieldManager`, its program name is the manager.
+    pub user_agent: Option<String>,
+}
+
+impl WriteOptions {
+    /// The manager a write is recorded under: `fieldManager`, else the User-Agent up to its
+    /// first `/` (`kubectl/v1.32.0 (linux/amd64) ...` gives `kubectl`), as the real server does.
+    pub fn manager(&self) -> String {
+        match (&self.field_manager, &self.user_agent) {
+            (Some(m), _) => m.clone(),
+            (None, Some(ua)) => ua.split('/').next().unwrap_or_default().to_string(),
+            (None, None) => String::new(),
+        }
+    }
+
+    fn writer(&self, rt: &ResourceType, version: &str, sub: Subresource) -> ssa::Writer {
+        ssa::Writer {
+            manager: self.manager(),
+            api_version: rt.api_version(version),
+            subresource: match sub {
+                Subresource::Main => String::new(),
+                Subresource::Status => "status".into(),
+            },
+            status_subresource: rt.status_subresource,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -71,6 +100,20 @@ impl State {
         namespace: Option<&str>,
         body: Value,
         opts: &WriteOptions,
+    ) -> ApiResult<Arc<Value>> {
+        self.create_owned(rt, version, namespace, body, opts, None)
+    }
+
+    /// `applied`: the managedFields of an apply that creates the object; `None` records the
+    /// create as an update by the request's manager.
+    fn create_owned(
+        &mut self,
+        rt: &Arc<ResourceType>,
+        version: &str,
+        namespace: Option<&str>,
+        body: Value,
+        opts: &WriteOptions,
+        applied: Option<Option<Value>>,
     ) -> ApiResult<Arc<Value>> {
         let mut obj = expect_object(body)?;
         check_type(rt, version, &obj)?;
@@ -134,6 +177,15 @@ impl State {
             obj.as_object_mut().expect("object").remove("status");
         }
         kinds::prepare(self, rt, &mut obj, None)?;
+        record_ownership(
+            rt,
+            version,
+            None,
+            &mut obj,
+            Subresource::Main,
+            opts,
+            applied,
+        );
         if opts.dry_run {
             return Ok(Arc::new(obj));
         }
@@ -192,7 +244,7 @@ impl State {
                 }],
             ));
         }
-        self.write_update(rt, key, current, obj, sub, opts)
+        self.write_update(rt, version, key, current, obj, sub, opts, None)
     }
 
     pub fn patch(
@@ -209,13 +261,15 @@ impl State {
             Some(current) => current,
             None if matches!(kind, PatchKind::Apply { .. }) && sub == Subresource::Main => {
                 // Server-side apply creates what does not exist yet.
-                let mut body = patch.clone();
-                check_apply_body(rt, version, key, &body)?;
+                check_apply_body(rt, version, key, patch)?;
+                let writer = opts.writer(rt, version, sub);
+                let mut body = ssa::apply(None, patch, &Shape::of(rt, version), &writer, false)?;
                 if rt.namespaced {
                     body["metadata"]["namespace"] = Value::String(key.0.clone());
                 }
+                let managed = body.pointer("/metadata/managedFields").cloned();
                 let ns = rt.namespaced.then_some(key.0.as_str());
-                let created = self.create(rt, version, ns, body, opts)?;
+                let created = self.create_owned(rt, version, ns, body, opts, Some(managed))?;
                 return Ok(Written {
                     object: created,
                     created: true,
@@ -225,6 +279,7 @@ impl State {
         };
         // Patches address the form the client sees (a view converts), then go back to storage.
         let mut patched: Value = super::view::at_version(&current, rt, version).into_owned();
+        let mut applied = None;
         match kind {
             PatchKind::Merge => {
                 require_object_patch(patch)?;
@@ -232,7 +287,8 @@ impl State {
             }
             PatchKind::Strategic => {
                 require_object_patch(patch)?;
-                merge_patch(&mut patched, &strip_directives(patch));
+                strategic_merge(&mut patched, patch, &Shape::of(rt, version))
+                    .map_err(ApiError::bad_request)?;
             }
             PatchKind::Json => {
                 // The real server's message stops at "...in our request"; the cause is kept here
@@ -244,11 +300,17 @@ impl State {
                     ))
                 })?;
             }
-            PatchKind::Apply { .. } => {
+            PatchKind::Apply { force } => {
                 check_apply_body(rt, version, key, patch)?;
-                // Field ownership (managedFields, conflicts, removal of unapplied fields) is Tier 2;
-                // until then an apply merges like a merge patch.
-                merge_patch(&mut patched, patch);
+                let writer = opts.writer(rt, version, sub);
+                patched = ssa::apply(
+                    Some(&patched),
+                    patch,
+                    &Shape::of(rt, version),
+                    &writer,
+                    *force,
+                )?;
+                applied = Some(patched.pointer("/metadata/managedFields").cloned());
             }
         }
         let patched = expect_object(patched)?;
@@ -259,17 +321,21 @@ impl State {
             patched["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"].clone();
         }
         stamp_type(rt, &mut patched);
-        self.write_update(rt, key, current, patched, sub, opts)
+        self.write_update(rt, version, key, current, patched, sub, opts, applied)
     }
 
+    /// `applied`: see [`State::create_owned`].
+    #[allow(clippy::too_many_arguments)]
     fn write_update(
         &mut self,
         rt: &Arc<ResourceType>,
+        version: &str,
         key: &ObjectKey,
         current: Arc<Value>,
         mut new: Value,
         sub: Subresource,
         opts: &WriteOptions,
+        applied: Option<Option<Value>>,
     ) -> ApiResult<Written> {
         let (namespace, name) = key;
         if str_at(&new, "/metadata/name").is_some_and(|n| n != name) {
@@ -364,6 +430,7 @@ impl State {
         kinds::prepare(self, rt, &mut next, Some(&current))?;
 
         next["metadata"]["resourceVersion"] = Value::String(current_rv);
+        record_ownership(rt, version, Some(&current), &mut next, sub, opts, applied);
         if next == *current {
             // A no-op write changes nothing: same RV, no watch event.
             return Ok(Written {
@@ -557,6 +624,37 @@ impl State {
     }
 }
 
+/// Field ownership (ssa.rs): an update gives the request's manager what it changed; an apply
+/// brings its managedFields along. Only timestamps changing leaves the stored ones, so a no-op
+/// stays a no-op.
+fn record_ownership(
+    rt: &ResourceType,
+    version: &str,
+    current: Option<&Value>,
+    next: &mut Value,
+    sub: Subresource,
+    opts: &WriteOptions,
+    applied: Option<Option<Value>>,
+) {
+    match applied {
+        Some(Some(managed)) => next["metadata"]["managedFields"] = managed,
+        Some(None) => {
+            if let Some(meta) = next["metadata"].as_object_mut() {
+                meta.remove("managedFields");
+            }
+        }
+        None => ssa::record_update(
+            current,
+            next,
+            &Shape::of(rt, version),
+            &opts.writer(rt, version, sub),
+        ),
+    }
+    if let Some(current) = current {
+        ssa::keep_times_if_unchanged(current, next);
+    }
+}
+
 fn expect_object(body: Value) -> ApiResult<Value> {
     let mut body = match body {
         Value::Object(_) => body,
@@ -651,20 +749,6 @@ fn require_object_patch(patch: &Value) -> ApiResult<()> {
             "the patch must be a JSON object, got {}",
             json_type(patch)
         )))
-    }
-}
-
-/// Strategic-merge directives (`$patch`, `$retainKeys`, `$setElementOrder/...`) that a plain merge
-/// would otherwise store as fields. Merge-key-aware strategic merge is Tier 2.
-fn strip_directives(patch: &Value) -> Value {
-    match patch {
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .filter(|(k, _)| !k.starts_with('$'))
-                .map(|(k, v)| (k.clone(), strip_directives(v)))
-                .collect(),
-        ),
-        other => other.clone(),
     }
 }
 
