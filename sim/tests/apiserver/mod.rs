@@ -8,4 +8,6 @@ mod patches;
 mod rbac;
 mod runtime;
 mod semantics;
+mod smp;
+mod ssa;
 mod watches;
