@@ -177,6 +177,23 @@ impl<'a> Shape<'a> {
         }
     }
 
+    /// Whether `name` is a declared field (a struct field) rather than a key of a map whose
+    /// keys are free (`additionalProperties`, preserved unknown fields). Built-in tables do not
+    /// say; their free-keyed maps (labels, data) hold scalars, where it makes no difference.
+    pub fn declares(&self, name: &str) -> bool {
+        match self {
+            Shape::Root { crd: Some(s), .. } => {
+                matches!(name, "apiVersion" | "kind" | "metadata")
+                    || Shape::Crd(Some(s)).declares(name)
+            }
+            Shape::Crd(node) => node
+                .and_then(|n| n.get("properties"))
+                .and_then(|p| p.get(name))
+                .is_some(),
+            _ => true,
+        }
+    }
+
     pub fn items(&self) -> Shape<'a> {
         match self {
             Shape::Root { .. } => Shape::Crd(None),

@@ -402,13 +402,17 @@ fn strip_set(set: &mut FieldSet, writer: &Writer) {
 }
 
 /// The fields an applied configuration sets (structured-merge-diff `ToFieldSet`): every scalar
-/// and atomic value, and every item of a granular list; granular maps only through their fields.
+/// and atomic value, every item of a granular list and every entry of a free-keyed map; a
+/// struct only through its fields.
 fn to_field_set(v: &Value, shape: &Shape, at: &mut Path, set: &mut FieldSet) {
     match v {
         Value::Object(m) if !shape.map_is_atomic() => {
             for (k, child) in m {
                 at.push(Element::Field(k.clone()));
                 to_field_set(child, &shape.field(k), at, set);
+                if !shape.declares(k) {
+                    set.insert(at.clone());
+                }
                 at.pop();
             }
         }
