@@ -650,3 +650,150 @@ async fn lease_acquire_renew_release_in_kube_lease_managers_pattern() {
         err.message
     );
 }
+
+/// The real kube-lease-manager 0.13 (the leader election the house style names) against the
+/// server: two candidates, never two leaders through several renewals, and a hand-over when the
+/// leader lets go. Its soft apply only keeps a second candidate out if conflicts are real.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_lease_manager_elects_one_leader_and_hands_over() {
+    use kube_lease_manager::LeaseManagerBuilder;
+    use std::time::{Duration, Instant};
+    let (_server, client) = server();
+    let candidate = |id: &'static str| {
+        LeaseManagerBuilder::new(client.clone(), "sim-leader")
+            .with_namespace("default")
+            .with_identity(id)
+            .with_duration(3)
+            .with_grace(1)
+            .build()
+    };
+    let (a, b) = (candidate("a").await.unwrap(), candidate("b").await.unwrap());
+    let (mut rx_a, task_a) = a.watch().await;
+    let (mut rx_b, task_b) = b.watch().await;
+    within("a leader is elected", async {
+        while !*rx_a.borrow() && !*rx_b.borrow() {
+            tokio::select! {
+                _ = rx_a.changed() => {}
+                _ = rx_b.changed() => {}
+            }
+        }
+    })
+    .await;
+    // Longer than the lease lasts, so the leader renews and the other keeps trying meanwhile.
+    let until = Instant::now() + Duration::from_secs(4);
+    let a_leads = *rx_a.borrow();
+    while Instant::now() < until {
+        assert_eq!(
+            (*rx_a.borrow(), *rx_b.borrow()),
+            (a_leads, !a_leads),
+            "one leader"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (leader, follower) = if a_leads { ("a", "b") } else { ("b", "a") };
+    let leases: Api<Lease> = Api::default_namespaced(client.clone());
+    let lease = leases.get("sim-leader").await.unwrap();
+    assert_eq!(lease.spec.unwrap().holder_identity.as_deref(), Some(leader));
+    // (The builder keeps the field manager of its random default identity.)
+    let appliers: Vec<Value> = managed(&lease.metadata)
+        .into_iter()
+        .filter(|e| e["operation"] == "Apply")
+        .collect();
+    assert_eq!(appliers.len(), 1, "{appliers:?}");
+    assert!(
+        appliers[0]["manager"]
+            .as_str()
+            .unwrap()
+            .starts_with("kube-lease-manager-"),
+        "{appliers:?}"
+    );
+
+    // The leader closes its channel: its task releases the Lease and ends; the other takes over.
+    let (mut rx_follower, task_leader, task_follower) = if a_leads {
+        drop(rx_a);
+        (rx_b, task_a, task_b)
+    } else {
+        drop(rx_b);
+        (rx_a, task_b, task_a)
+    };
+    within("the leader releases", task_leader)
+        .await
+        .unwrap()
+        .unwrap();
+    within(
+        "the follower takes over",
+        rx_follower.wait_for(|leads| *leads),
+    )
+    .await
+    .unwrap();
+    let lease = leases.get("sim-leader").await.unwrap();
+    assert_eq!(
+        lease.spec.unwrap().holder_identity.as_deref(),
+        Some(follower)
+    );
+    drop(rx_follower);
+    within("the follower releases", task_follower)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+/// Many kube-lease-manager candidates race for a fresh Lease. Applies reach the server 100 ms
+/// late, so every candidate sees the Lease orphaned before any apply lands, and the applies land
+/// together: only the field-ownership conflict keeps all but one out (with a merging apply,
+/// several candidates each read themselves as holder before the next apply lands).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_lease_manager_race_has_one_winner() {
+    use kube_lease_manager::LeaseManagerBuilder;
+    use std::time::Duration;
+    use tower::ServiceExt;
+    let (server, _) = server();
+    let router = server.router();
+    let late_applies = tower::service_fn(move |req: axum::http::Request<kube::client::Body>| {
+        let router = router.clone();
+        async move {
+            let apply = req
+                .headers()
+                .get("content-type")
+                .is_some_and(|c| c == "application/apply-patch+yaml");
+            if apply {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            router.oneshot(req).await
+        }
+    });
+    let client = kube::Client::new(late_applies, "default");
+    let mut candidates = Vec::new();
+    for i in 0..8 {
+        let manager = LeaseManagerBuilder::new(client.clone(), "raced")
+            .with_namespace("default")
+            .with_identity(format!("c{i}"))
+            .with_duration(10)
+            .with_grace(2)
+            .build()
+            .await
+            .unwrap();
+        candidates.push(manager);
+    }
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(candidates.len()));
+    let tasks: Vec<_> = candidates
+        .into_iter()
+        .map(|m| {
+            let start = start.clone();
+            tokio::spawn(async move {
+                start.wait().await;
+                // A loser keeps waiting for the lease to expire: still pending after a second.
+                tokio::time::timeout(Duration::from_secs(1), m.changed()).await
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(Ok(true)) => winners += 1,
+            Ok(other) => panic!("unexpected outcome: {other:?}"),
+            Err(_elapsed) => {}
+        }
+    }
+    assert_eq!(winners, 1);
+}
