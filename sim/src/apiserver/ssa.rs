@@ -269,15 +269,8 @@ pub fn keep_times_if_unchanged(current: &Value, next: &mut Value) {
     if without_times(current) != without_times(next) {
         return;
     }
-    let managed = |v: &Value| v.pointer("/metadata/managedFields").cloned();
-    let (mut a, mut b) = (current.clone(), next.clone());
-    for v in [&mut a, &mut b] {
-        if let Some(meta) = v["metadata"].as_object_mut() {
-            meta.remove("managedFields");
-        }
-    }
-    if a == b {
-        match managed(current) {
+    if same_but_managed_fields(current, next) {
+        match current.pointer("/metadata/managedFields").cloned() {
             Some(m) => next["metadata"]["managedFields"] = m,
             None => {
                 if let Some(meta) = next["metadata"].as_object_mut() {
@@ -285,6 +278,31 @@ pub fn keep_times_if_unchanged(current: &Value, next: &mut Value) {
                 }
             }
         }
+    }
+}
+
+/// Whether two objects are equal once their managedFields are left out (without copying them).
+fn same_but_managed_fields(a: &Value, b: &Value) -> bool {
+    fn same_except<'a>(
+        a: &'a Map<String, Value>,
+        b: &'a Map<String, Value>,
+        skip: &str,
+        inner: impl Fn(&str, &'a Value, &'a Value) -> bool,
+    ) -> bool {
+        let keys = |m: &'a Map<String, Value>| m.keys().filter(|k| *k != skip).count();
+        keys(a) == keys(b)
+            && a.iter()
+                .filter(|(k, _)| *k != skip)
+                .all(|(k, v)| b.get(k).is_some_and(|w| inner(k, v, w)))
+    }
+    match (a.as_object(), b.as_object()) {
+        (Some(a), Some(b)) => same_except(a, b, "", |k, v, w| match (k, v, w) {
+            ("metadata", Value::Object(v), Value::Object(w)) => {
+                same_except(v, w, "managedFields", |_, x, y| x == y)
+            }
+            (_, v, w) => v == w,
+        }),
+        _ => a == b,
     }
 }
 
