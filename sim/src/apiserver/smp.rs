@@ -78,6 +78,15 @@ fn merge_map(
             list.retain(|item| !values.contains(item));
         }
     }
+    // $setElementOrder interleaves the items it does not name by their live positions.
+    let live_order: Vec<(&str, Vec<Value>)> = patch
+        .keys()
+        .filter_map(|k| k.strip_prefix(ELEMENT_ORDER))
+        .map(|field| {
+            let live = orig.get(field).and_then(Value::as_array).cloned();
+            (field, live.unwrap_or_default())
+        })
+        .collect();
     for (key, value) in patch {
         if key.starts_with('$') {
             continue;
@@ -125,8 +134,13 @@ fn merge_map(
             .as_array()
             .ok_or_else(|| format!("invalid patch: {key} must be a list, got {order}"))?;
         let merge_key = shape.field(field).patch_merge_key();
+        let live = live_order
+            .iter()
+            .find(|(f, _)| *f == field)
+            .map(|(_, l)| l.as_slice())
+            .unwrap_or_default();
         if let Some(Value::Array(list)) = orig.get_mut(field) {
-            reorder(list, order, merge_key);
+            reorder(list, order, live, merge_key);
         }
     }
     Ok(())
@@ -187,20 +201,37 @@ fn merge_list(orig: &mut Vec<Value>, patch: &[Value], shape: &Shape) -> Result<(
     Ok(())
 }
 
-/// Puts the items `order` names first, in its order; the others follow in their current order.
-fn reorder(list: &mut Vec<Value>, order: &[Value], merge_key: Option<&str>) {
+/// Orders a merged list as strategicpatch `normalizeElementOrder` does: the items `order` names
+/// in that order, and the others (in their current order) slotted in before the first named item
+/// that came after them in the live list.
+fn reorder(list: &mut Vec<Value>, order: &[Value], live: &[Value], merge_key: Option<&str>) {
     let id = |v: &Value| match merge_key {
         Some(k) => v.get(k).cloned().unwrap_or(Value::Null),
         None => v.clone(),
     };
+    let live_position = |v: &Value| live.iter().position(|l| id(l) == id(v));
     let mut rest = std::mem::take(list);
+    let mut named = Vec::new();
     for wanted in order {
         let wanted = id(wanted);
         if let Some(i) = rest.iter().position(|item| id(item) == wanted) {
-            list.push(rest.remove(i));
+            named.push(rest.remove(i));
         }
     }
-    list.extend(rest);
+    let (mut rest, mut named) = (rest.into_iter().peekable(), named.into_iter().peekable());
+    loop {
+        let take_rest = match (rest.peek(), named.peek()) {
+            (Some(r), Some(n)) => matches!(
+                (live_position(r), live_position(n)),
+                (Some(ri), Some(ni)) if ri < ni
+            ),
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+        };
+        let next = if take_rest { rest.next() } else { named.next() };
+        list.extend(next);
+    }
 }
 
 fn strip(m: &Map<String, Value>) -> Map<String, Value> {
@@ -292,6 +323,21 @@ mod tests {
         assert_eq!(
             out,
             pod(json!([{"name": "c"}, {"name": "b"}, {"name": "a"}]))
+        );
+        // Items the order does not name (a sidecar injected by someone else) keep their place
+        // before the first named item that followed them in the live list.
+        let live = pod(json!([{"name": "a"}, {"name": "injected"}, {"name": "b"}]));
+        let order = |names: Value| {
+            let mut patch = json!({"spec": {"template": {"spec": {}}}});
+            patch["spec"]["template"]["spec"]["$setElementOrder/containers"] = names;
+            patch
+        };
+        let kept = deployment_patch(live.clone(), order(json!([{"name": "a"}, {"name": "b"}])));
+        assert_eq!(kept.unwrap(), live);
+        let swapped = deployment_patch(live, order(json!([{"name": "b"}, {"name": "a"}])));
+        assert_eq!(
+            swapped.unwrap(),
+            pod(json!([{"name": "injected"}, {"name": "b"}, {"name": "a"}]))
         );
         let out =
             deployment_patch(orig, pod(json!([{"$patch": "replace"}, {"name": "z"}]))).unwrap();
