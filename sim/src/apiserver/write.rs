@@ -86,6 +86,14 @@ pub enum DeleteOutcome {
     Terminating(Arc<Value>),
 }
 
+/// Whose fields a write records (ssa.rs).
+enum Ownership {
+    /// An update: the request's manager gets what it changed.
+    Update,
+    /// An apply, with the managedFields `ssa::apply` computed (`None`: nobody owns anything).
+    Applied(Option<Value>),
+}
+
 /// What an update-like write produced.
 pub struct Written {
     pub object: Arc<Value>,
@@ -101,11 +109,9 @@ impl State {
         body: Value,
         opts: &WriteOptions,
     ) -> ApiResult<Arc<Value>> {
-        self.create_owned(rt, version, namespace, body, opts, None)
+        self.create_owned(rt, version, namespace, body, opts, Ownership::Update)
     }
 
-    /// `applied`: the managedFields of an apply that creates the object; `None` records the
-    /// create as an update by the request's manager.
     fn create_owned(
         &mut self,
         rt: &Arc<ResourceType>,
@@ -113,7 +119,7 @@ impl State {
         namespace: Option<&str>,
         body: Value,
         opts: &WriteOptions,
-        applied: Option<Option<Value>>,
+        ownership: Ownership,
     ) -> ApiResult<Arc<Value>> {
         let mut obj = expect_object(body)?;
         check_type(rt, version, &obj)?;
@@ -184,7 +190,7 @@ impl State {
             &mut obj,
             Subresource::Main,
             opts,
-            applied,
+            ownership,
         );
         if opts.dry_run {
             return Ok(Arc::new(obj));
@@ -244,7 +250,7 @@ impl State {
                 }],
             ));
         }
-        self.write_update(rt, version, key, current, obj, sub, opts, None)
+        self.write_update(rt, version, key, current, obj, sub, opts, Ownership::Update)
     }
 
     pub fn patch(
@@ -269,7 +275,8 @@ impl State {
                 }
                 let managed = body.pointer("/metadata/managedFields").cloned();
                 let ns = rt.namespaced.then_some(key.0.as_str());
-                let created = self.create_owned(rt, version, ns, body, opts, Some(managed))?;
+                let created =
+                    self.create_owned(rt, version, ns, body, opts, Ownership::Applied(managed))?;
                 return Ok(Written {
                     object: created,
                     created: true,
@@ -279,7 +286,7 @@ impl State {
         };
         // Patches address the form the client sees (a view converts), then go back to storage.
         let mut patched: Value = super::view::at_version(&current, rt, version).into_owned();
-        let mut applied = None;
+        let mut ownership = Ownership::Update;
         match kind {
             PatchKind::Merge => {
                 require_object_patch(patch)?;
@@ -310,7 +317,7 @@ impl State {
                     &writer,
                     *force,
                 )?;
-                applied = Some(patched.pointer("/metadata/managedFields").cloned());
+                ownership = Ownership::Applied(patched.pointer("/metadata/managedFields").cloned());
             }
         }
         let patched = expect_object(patched)?;
@@ -321,10 +328,9 @@ impl State {
             patched["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"].clone();
         }
         stamp_type(rt, &mut patched);
-        self.write_update(rt, version, key, current, patched, sub, opts, applied)
+        self.write_update(rt, version, key, current, patched, sub, opts, ownership)
     }
 
-    /// `applied`: see [`State::create_owned`].
     #[allow(clippy::too_many_arguments)]
     fn write_update(
         &mut self,
@@ -335,7 +341,7 @@ impl State {
         mut new: Value,
         sub: Subresource,
         opts: &WriteOptions,
-        applied: Option<Option<Value>>,
+        ownership: Ownership,
     ) -> ApiResult<Written> {
         let (namespace, name) = key;
         if str_at(&new, "/metadata/name").is_some_and(|n| n != name) {
@@ -430,7 +436,7 @@ impl State {
         kinds::prepare(self, rt, &mut next, Some(&current))?;
 
         next["metadata"]["resourceVersion"] = Value::String(current_rv);
-        record_ownership(rt, version, Some(&current), &mut next, sub, opts, applied);
+        record_ownership(rt, version, Some(&current), &mut next, sub, opts, ownership);
         if next == *current {
             // A no-op write changes nothing: same RV, no watch event.
             return Ok(Written {
@@ -634,16 +640,16 @@ fn record_ownership(
     next: &mut Value,
     sub: Subresource,
     opts: &WriteOptions,
-    applied: Option<Option<Value>>,
+    ownership: Ownership,
 ) {
-    match applied {
-        Some(Some(managed)) => next["metadata"]["managedFields"] = managed,
-        Some(None) => {
+    match ownership {
+        Ownership::Applied(Some(managed)) => next["metadata"]["managedFields"] = managed,
+        Ownership::Applied(None) => {
             if let Some(meta) = next["metadata"].as_object_mut() {
                 meta.remove("managedFields");
             }
         }
-        None => ssa::record_update(
+        Ownership::Update => ssa::record_update(
             current,
             next,
             &Shape::of(rt, version),
