@@ -10,6 +10,23 @@ use serde_json::{Map, Value};
 use std::collections::BTreeSet;
 use std::fmt;
 
+/// A key field of a list-map (`x-kubernetes-list-map-keys`) and the default a missing one takes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyField {
+    pub name: String,
+    pub default: Option<Value>,
+}
+
+#[cfg(test)]
+impl KeyField {
+    pub fn new(name: &str) -> Self {
+        KeyField {
+            name: name.to_string(),
+            default: None,
+        }
+    }
+}
+
 /// One step of a path. Keys and values hold their canonical JSON text so paths order and compare
 /// as plain data; the text is also exactly what `FieldsV1` and error messages print.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -23,14 +40,15 @@ pub enum Element {
 }
 
 impl Element {
-    /// The list-map key element of `item` by `keys`; a missing key field counts as null.
-    pub fn key_of(item: &Value, keys: &[String]) -> Element {
+    /// The list-map key element of `item` by `keys`: a missing key field takes its default
+    /// (a Service port's `protocol` is `TCP`), or null when it has none.
+    pub fn key_of(item: &Value, keys: &[KeyField]) -> Element {
         let mut fields = Map::new();
-        let mut sorted: Vec<&String> = keys.iter().collect();
-        sorted.sort();
-        for k in sorted {
-            fields.insert(k.clone(), item.get(k).cloned().unwrap_or(Value::Null));
+        for k in keys {
+            let value = item.get(&k.name).or(k.default.as_ref());
+            fields.insert(k.name.clone(), value.cloned().unwrap_or(Value::Null));
         }
+        // serde_json's map is ordered by key: the text is canonical whatever the key order.
         Element::Key(Value::Object(fields).to_string())
     }
 
@@ -203,7 +221,7 @@ mod tests {
         set.insert(vec![f("data")]);
         let cond = Element::key_of(
             &json!({"type": "Ready", "status": "True"}),
-            &["type".into()],
+            &[KeyField::new("type")],
         );
         set.insert(vec![f("status"), f("conditions"), cond.clone()]);
         set.insert(vec![f("status"), f("conditions"), cond, f("status")]);
@@ -226,10 +244,11 @@ mod tests {
 
     #[test]
     fn paths_print_as_in_conflict_messages() {
-        let key = Element::key_of(
-            &json!({"port": 80, "protocol": "TCP"}),
-            &["protocol".into(), "port".into()],
-        );
+        let protocol = KeyField {
+            name: "protocol".into(),
+            default: Some(json!("TCP")),
+        };
+        let key = Element::key_of(&json!({"port": 80}), &[protocol, KeyField::new("port")]);
         assert_eq!(
             path_string(&[f("spec"), f("ports"), key, f("name")]),
             ".spec.ports[port=80,protocol=\"TCP\"].name"

@@ -6,18 +6,19 @@
 //! do not follow the defaults: a list without an entry is atomic (replaced whole, by server-side
 //! apply and by strategic merge patch alike), a map without an entry is granular.
 
+use super::fieldpath::KeyField;
 use super::resources::ResourceType;
 use serde_json::Value;
 
 /// How server-side apply treats a list.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ListKind {
     /// Replaced whole and owned as one field.
     Atomic,
     /// Scalars merged as a set; each value owned separately (`v:`).
     Set,
     /// Items merged by these key fields; each item owned separately (`k:`).
-    Map(Vec<String>),
+    Map(Vec<KeyField>),
 }
 
 /// How a built-in list or map merges.
@@ -194,6 +195,33 @@ impl<'a> Shape<'a> {
         }
     }
 
+    /// Whether an applied configuration may set `name` here: a CRD object with declared
+    /// properties takes only those (plus free keys under `additionalProperties` or preserved
+    /// unknown fields); elsewhere anything goes.
+    pub fn accepts(&self, name: &str) -> bool {
+        match self {
+            Shape::Root { crd: Some(s), .. } => {
+                matches!(name, "apiVersion" | "kind" | "metadata")
+                    || Shape::Crd(Some(s)).accepts(name)
+            }
+            Shape::Crd(Some(node)) => {
+                let flag = |k: &str| node.get(k).and_then(Value::as_bool) == Some(true);
+                let embedded = flag("x-kubernetes-embedded-resource")
+                    && matches!(name, "apiVersion" | "kind" | "metadata");
+                match node.get("properties").and_then(Value::as_object) {
+                    Some(properties) => {
+                        properties.contains_key(name)
+                            || embedded
+                            || flag("x-kubernetes-preserve-unknown-fields")
+                            || node.get("additionalProperties").is_some_and(|a| a != false)
+                    }
+                    None => true,
+                }
+            }
+            _ => true,
+        }
+    }
+
     pub fn items(&self) -> Shape<'a> {
         match self {
             Shape::Root { .. } => Shape::Crd(None),
@@ -214,24 +242,43 @@ impl<'a> Shape<'a> {
             Shape::Crd(Some(node)) => {
                 match node.get("x-kubernetes-list-type").and_then(Value::as_str) {
                     Some("set") => ListKind::Set,
-                    Some("map") => ListKind::Map(
-                        node.get("x-kubernetes-list-map-keys")
+                    Some("map") => {
+                        let names = node
+                            .get("x-kubernetes-list-map-keys")
                             .and_then(Value::as_array)
-                            .map(|keys| {
-                                keys.iter()
-                                    .filter_map(Value::as_str)
-                                    .map(str::to_string)
-                                    .collect()
-                            })
-                            .unwrap_or_default(),
-                    ),
+                            .map(|keys| keys.iter().filter_map(Value::as_str).collect())
+                            .unwrap_or_else(Vec::new);
+                        // A key field's schema default fills it in when an item omits it.
+                        let default = |name: &str| {
+                            node.get("items")
+                                .and_then(|i| i.get("properties"))
+                                .and_then(|p| p.get(name))
+                                .and_then(|f| f.get("default"))
+                                .cloned()
+                        };
+                        ListKind::Map(
+                            names
+                                .into_iter()
+                                .map(|name| KeyField {
+                                    name: name.to_string(),
+                                    default: default(name),
+                                })
+                                .collect(),
+                        )
+                    }
                     _ => ListKind::Atomic,
                 }
             }
             _ => match self.rule() {
-                Some(Rule::Keyed { keys, .. }) => {
-                    ListKind::Map(keys.iter().map(|k| k.to_string()).collect())
-                }
+                Some(Rule::Keyed { keys, .. }) => ListKind::Map(
+                    keys.iter()
+                        .map(|k| KeyField {
+                            name: k.to_string(),
+                            // Every `protocol` key of the kinds served (ports) defaults to TCP.
+                            default: (*k == "protocol").then(|| Value::String("TCP".into())),
+                        })
+                        .collect(),
+                ),
                 Some(Rule::Set) => ListKind::Set,
                 _ => ListKind::Atomic,
             },
@@ -266,6 +313,13 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn key_names(kind: ListKind) -> Vec<String> {
+        match kind {
+            ListKind::Map(keys) => keys.into_iter().map(|k| k.name).collect(),
+            other => panic!("not a list-map: {other:?}"),
+        }
+    }
+
     #[test]
     fn table_paths_resolve_through_list_items() {
         let root = Shape::Root {
@@ -277,12 +331,9 @@ mod tests {
             .field("template")
             .field("spec")
             .field("containers");
-        assert_eq!(containers.list_kind(), ListKind::Map(vec!["name".into()]));
+        assert_eq!(key_names(containers.list_kind()), ["name"]);
         let ports = containers.items().field("ports");
-        assert_eq!(
-            ports.list_kind(),
-            ListKind::Map(vec!["containerPort".into(), "protocol".into()])
-        );
+        assert_eq!(key_names(ports.list_kind()), ["containerPort", "protocol"]);
         assert_eq!(ports.patch_merge_key(), Some("containerPort"));
         assert_eq!(
             containers.items().field("args").list_kind(),
@@ -308,16 +359,13 @@ mod tests {
             table: &[],
         };
         let status = root.field("status");
-        assert_eq!(
-            status.field("conditions").list_kind(),
-            ListKind::Map(vec!["type".into()])
-        );
+        assert_eq!(key_names(status.field("conditions").list_kind()), ["type"]);
         assert_eq!(status.field("tags").list_kind(), ListKind::Set);
         assert_eq!(status.field("plain").list_kind(), ListKind::Atomic);
         assert!(status.field("sel").map_is_atomic());
         assert_eq!(
-            root.field("metadata").field("ownerReferences").list_kind(),
-            ListKind::Map(vec!["uid".into()])
+            key_names(root.field("metadata").field("ownerReferences").list_kind()),
+            ["uid"]
         );
     }
 }

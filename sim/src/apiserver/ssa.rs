@@ -191,14 +191,22 @@ pub fn record_update(before: Option<&Value>, after: &mut Value, shape: &Shape, w
 
 /// Server-side apply of `config` by `writer` to `live` (`None`: the object does not exist yet):
 /// the merged object, carrying its new `managedFields`, or a 409 naming every conflict.
+///
+/// `object` names the object in errors as the apiserver does: `ns/name; group/version, Kind=K`.
 pub fn apply(
     live: Option<&Value>,
     config: &Value,
     shape: &Shape,
     writer: &Writer,
     force: bool,
+    object: &str,
 ) -> ApiResult<Value> {
     let config = applied_part(config, writer);
+    let mut errors = Vec::new();
+    check_config(&config, shape, &mut Vec::new(), &mut errors);
+    if !errors.is_empty() {
+        return Err(typed_patch_error(object, &errors));
+    }
     let empty = Value::Object(Map::new());
     let live = live.unwrap_or(&empty);
     let mut entries = entries_of(live);
@@ -343,6 +351,78 @@ fn conflict_error(mut conflicts: Vec<(String, Path)>) -> ApiError {
         causes,
         ..Details::default()
     }));
+    err
+}
+
+/// Checks an applied configuration as structured-merge-diff types it (`ObjectToTyped`, no
+/// duplicates allowed): list-map items carry their keys, no item appears twice, and a custom
+/// resource sets only declared fields. Messages are SMD's, each led by its path.
+fn check_config(v: &Value, shape: &Shape, at: &mut Path, errors: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, child) in m {
+                at.push(Element::Field(k.clone()));
+                if shape.accepts(k) {
+                    check_config(child, &shape.field(k), at, errors);
+                } else {
+                    errors.push(format!("{}: field not declared in schema", path_string(at)));
+                }
+                at.pop();
+            }
+        }
+        Value::Array(items) => {
+            let kind = shape.list_kind();
+            let item_shape = shape.items();
+            let mut seen: Vec<Element> = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                let element = match &kind {
+                    ListKind::Atomic => Element::Index(i),
+                    ListKind::Set => Element::value_of(item),
+                    ListKind::Map(keys) => {
+                        let missing = keys
+                            .iter()
+                            .find(|k| k.default.is_none() && item.get(&k.name).is_none());
+                        if let Some(k) = missing {
+                            errors.push(format!(
+                                "{}: element {i}: associative list with keys has an element that omits key field {:?} (and doesn't have default value)",
+                                path_string(at),
+                                k.name
+                            ));
+                            continue;
+                        }
+                        Element::key_of(item, keys)
+                    }
+                };
+                if kind != ListKind::Atomic {
+                    if seen.contains(&element) {
+                        errors.push(format!(
+                            "{}: duplicate entries for key {element}",
+                            path_string(at)
+                        ));
+                        continue;
+                    }
+                    seen.push(element.clone());
+                }
+                at.push(element);
+                check_config(item, &item_shape, at, errors);
+                at.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+/// What the apiserver answers when an applied configuration does not type: 500 with no reason
+/// (the error is not a Status), as clients see it: `failed to create typed patch object (...)`.
+fn typed_patch_error(object: &str, errors: &[String]) -> ApiError {
+    let detail = match errors {
+        [one] => one.clone(),
+        many => format!("errors:\n  {}", many.join("\n  ")),
+    };
+    let mut err = ApiError::internal(format!(
+        "failed to create typed patch object ({object}): {detail}"
+    ));
+    err.reason = "";
     err
 }
 
@@ -728,11 +808,11 @@ mod tests {
         let a = config(
             json!([{"type": "Ready", "status": "False"}, {"type": "Stale", "status": "True"}]),
         );
-        let live = apply(Some(&live), &a, &shape, &writer("a"), false).unwrap();
+        let live = apply(Some(&live), &a, &shape, &writer("a"), false, "w").unwrap();
         let b = config(json!([{"type": "Other", "status": "True"}]));
-        let live = apply(Some(&live), &b, &shape, &writer("b"), false).unwrap();
+        let live = apply(Some(&live), &b, &shape, &writer("b"), false, "w").unwrap();
         let a2 = config(json!([{"type": "Ready", "status": "True"}]));
-        let live = apply(Some(&live), &a2, &shape, &writer("a"), false).unwrap();
+        let live = apply(Some(&live), &a2, &shape, &writer("a"), false, "w").unwrap();
         let types: Vec<&str> = live["status"]["conditions"]
             .as_array()
             .unwrap()

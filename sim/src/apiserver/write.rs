@@ -269,7 +269,14 @@ impl State {
                 // Server-side apply creates what does not exist yet.
                 check_apply_body(rt, version, key, patch)?;
                 let writer = opts.writer(rt, version, sub);
-                let mut body = ssa::apply(None, patch, &Shape::of(rt, version), &writer, false)?;
+                let mut body = ssa::apply(
+                    None,
+                    patch,
+                    &Shape::of(rt, version),
+                    &writer,
+                    false,
+                    &typed_name(rt, version, key),
+                )?;
                 if rt.namespaced {
                     body["metadata"]["namespace"] = Value::String(key.0.clone());
                 }
@@ -316,6 +323,7 @@ impl State {
                     &Shape::of(rt, version),
                     &writer,
                     *force,
+                    &typed_name(rt, version, key),
                 )?;
                 ownership = Ownership::Applied(patched.pointer("/metadata/managedFields").cloned());
             }
@@ -659,6 +667,14 @@ fn record_ownership(
     if let Some(current) = current {
         ssa::keep_times_if_unchanged(current, next);
     }
+}
+
+/// How the apiserver names an object in apply errors: `ns/name; group/version, Kind=Kind`.
+fn typed_name(rt: &ResourceType, version: &str, key: &ObjectKey) -> String {
+    format!(
+        "{}/{}; {}/{version}, Kind={}",
+        key.0, key.1, rt.group, rt.kind
+    )
 }
 
 fn expect_object(body: Value) -> ApiResult<Value> {

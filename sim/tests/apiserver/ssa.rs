@@ -797,3 +797,132 @@ async fn kube_lease_manager_race_has_one_winner() {
     }
     assert_eq!(winners, 1);
 }
+
+#[tokio::test]
+async fn apply_configurations_that_do_not_type_are_refused_naming_the_field() {
+    let (server, client) = server();
+    let hosts = physical_hosts(&server, client.clone());
+    hosts
+        .patch(
+            "h1",
+            &PatchParams::apply("admin"),
+            &Patch::Apply(host(json!({}))),
+        )
+        .await
+        .unwrap();
+    let refused = |result: kube::Result<DynamicObject>| {
+        let err = api_error(result);
+        // Not a Status on the real server either: 500 with no reason.
+        assert_eq!((err.code, err.reason.as_str()), (500, ""), "{err:?}");
+        err.message
+    };
+
+    let mut bogus = host(json!({}));
+    bogus["spec"]["bogus"] = json!(1);
+    assert_eq!(
+        refused(
+            hosts
+                .patch("h1", &PatchParams::apply("admin"), &Patch::Apply(bogus))
+                .await
+        ),
+        "failed to create typed patch object (default/h1; infrastructure.cluster.x-k8s.io/v1beta1, Kind=PhysicalHost): .spec.bogus: field not declared in schema"
+    );
+
+    let untyped = json!([{"status": "True", "reason": "R", "message": "",
+        "lastTransitionTime": "2026-01-01T00:00:00Z"}]);
+    let message = refused(
+        hosts
+            .patch_status(
+                "h1",
+                &PatchParams::apply("ctrl"),
+                &Patch::Apply(status_apply(untyped)),
+            )
+            .await,
+    );
+    assert!(
+        message.ends_with(".status.conditions: element 0: associative list with keys has an element that omits key field \"type\" (and doesn't have default value)"),
+        "{message}"
+    );
+
+    let twice = json!([condition("Ready", "True"), condition("Ready", "False")]);
+    let message = refused(
+        hosts
+            .patch_status(
+                "h1",
+                &PatchParams::apply("ctrl"),
+                &Patch::Apply(status_apply(twice)),
+            )
+            .await,
+    );
+    assert!(
+        message.ends_with(".status.conditions: duplicate entries for key [type=\"Ready\"]"),
+        "{message}"
+    );
+
+    let cms: Api<ConfigMap> = Api::default_namespaced(client);
+    let err = api_error(
+        cms.patch(
+            "cm",
+            &PatchParams::apply("a"),
+            &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "cm", "finalizers": ["x/a", "x/b", "x/a"]}})),
+        )
+        .await,
+    );
+    assert_eq!(
+        err.message,
+        "failed to create typed patch object (default/cm; /v1, Kind=ConfigMap): .metadata.finalizers: duplicate entries for key [=\"x/a\"]"
+    );
+    // Nothing was written.
+    assert!(api_error(cms.get("cm").await).code == 404);
+}
+
+#[tokio::test]
+async fn service_ports_are_keyed_by_port_and_protocol_defaulting_to_tcp() {
+    let (_server, client) = server();
+    let services: Api<k8s_openapi::api::core::v1::Service> = Api::default_namespaced(client);
+    let svc = |ports: Value| {
+        Patch::Apply(
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+            "spec": {"ports": ports}}),
+        )
+    };
+    services
+        .patch(
+            "s",
+            &PatchParams::apply("a"),
+            &svc(json!([{"port": 80, "name": "http"}])),
+        )
+        .await
+        .unwrap();
+    // Another manager adds a UDP port 80: a different item, no conflict.
+    let both = services
+        .patch(
+            "s",
+            &PatchParams::apply("b"),
+            &svc(json!([{"port": 80, "protocol": "UDP", "name": "dns"}])),
+        )
+        .await
+        .unwrap();
+    assert_eq!(both.spec.unwrap().ports.unwrap().len(), 2);
+    assert_eq!(
+        entry(&both.metadata, "a", "Apply").unwrap()["fieldsV1"],
+        json!({"f:spec": {"f:ports": {"k:{\"port\":80,\"protocol\":\"TCP\"}": {".": {}, "f:name": {}, "f:port": {}}}}})
+    );
+    // Renaming a's port (TCP by default) is a's own business; b renaming it conflicts.
+    let err = api_error(
+        services
+            .patch(
+                "s",
+                &PatchParams::apply("b"),
+                &svc(json!([{"port": 80, "protocol": "UDP", "name": "dns"},
+                    {"port": 80, "protocol": "TCP", "name": "web"}])),
+            )
+            .await,
+    );
+    assert_eq!(err.code, 409);
+    assert_eq!(
+        err.details.unwrap().causes[0].field,
+        ".spec.ports[port=80,protocol=\"TCP\"].name"
+    );
+}
