@@ -48,6 +48,34 @@ const METADATA: Table = &[
     ("finalizers", Rule::Set),
 ];
 
+/// ObjectMeta's fields and OwnerReference's: `metadata` is typed for every kind, so an apply
+/// that sets anything else there does not type.
+const OBJECT_META_FIELDS: &[&str] = &[
+    "name",
+    "generateName",
+    "namespace",
+    "selfLink",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
+    "managedFields",
+];
+const OWNER_REFERENCE_FIELDS: &[&str] = &[
+    "apiVersion",
+    "kind",
+    "name",
+    "uid",
+    "controller",
+    "blockOwnerDeletion",
+];
+
 const CONDITIONS: (&str, Rule) = ("status.conditions", keyed(&["type"], "type"));
 
 const SERVICE: Table = &[
@@ -218,6 +246,11 @@ impl<'a> Shape<'a> {
                     None => true,
                 }
             }
+            Shape::Table(table, path) if std::ptr::eq(*table, METADATA) => match path.as_str() {
+                "" => OBJECT_META_FIELDS.contains(&name),
+                "ownerReferences[]" => OWNER_REFERENCE_FIELDS.contains(&name),
+                _ => true,
+            },
             _ => true,
         }
     }

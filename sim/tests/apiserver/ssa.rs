@@ -875,6 +875,22 @@ async fn apply_configurations_that_do_not_type_are_refused_naming_the_field() {
     );
     // Nothing was written.
     assert!(api_error(cms.get("cm").await).code == 404);
+    // metadata is typed for every kind.
+    let err = api_error(
+        cms.patch(
+            "cm",
+            &PatchParams::apply("a"),
+            &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "cm", "label": {"app": "x"}}})),
+        )
+        .await,
+    );
+    assert!(
+        err.message
+            .ends_with(": .metadata.label: field not declared in schema"),
+        "{}",
+        err.message
+    );
 }
 
 #[tokio::test]
