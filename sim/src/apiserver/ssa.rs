@@ -114,6 +114,17 @@ impl Entry {
     }
 }
 
+/// Client-sent managedFields: `Some(empty)` for a reset, `Some(entries)` when every entry
+/// decodes, `None` (keep the stored ones) when they are null, empty of entries or do not decode.
+fn decode_sent(sent: &Value) -> Option<Vec<Entry>> {
+    let list = sent.as_array()?;
+    let reset = list.is_empty() || (list.len() == 1 && list[0] == Value::Object(Map::new()));
+    if reset {
+        return Some(Vec::new());
+    }
+    list.iter().map(Entry::decode).collect()
+}
+
 fn entries_of(obj: &Value) -> Vec<Entry> {
     obj.pointer("/metadata/managedFields")
         .and_then(Value::as_array)
@@ -154,9 +165,19 @@ fn store_entries(obj: &mut Value, mut entries: Vec<Entry>) {
     }
 }
 
-/// Records an update by `writer` that turned `before` (`None`: a create) into `after`.
-pub fn record_update(before: Option<&Value>, after: &mut Value, shape: &Shape, writer: &Writer) {
-    let mut entries = before.map(entries_of).unwrap_or_default();
+/// Records an update by `writer` that turned `before` (`None`: a create) into `after`. `sent`:
+/// the managedFields the request carried, the base instead of the stored ones when they decode
+/// (`[]` or `[{}]` reset them), as the apiserver's `decodeLiveOrNew`.
+pub fn record_update(
+    before: Option<&Value>,
+    sent: Option<&Value>,
+    after: &mut Value,
+    shape: &Shape,
+    writer: &Writer,
+) {
+    let mut entries = sent
+        .and_then(decode_sent)
+        .unwrap_or_else(|| before.map(entries_of).unwrap_or_default());
     let empty = Value::Object(Map::new());
     let mut cmp = Comparison::default();
     compare(

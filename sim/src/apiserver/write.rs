@@ -88,8 +88,10 @@ pub enum DeleteOutcome {
 
 /// Whose fields a write records (ssa.rs).
 enum Ownership {
-    /// An update: the request's manager gets what it changed.
-    Update,
+    /// An update: the request's manager gets what it changed. Filled in on the way: the
+    /// managedFields the request itself carried, which replace the stored ones when set (a
+    /// client may rewrite or reset them, as kubectl does moving from client-side apply).
+    Update(Option<Value>),
     /// An apply, with the managedFields `ssa::apply` computed (`None`: nobody owns anything).
     Applied(Option<Value>),
 }
@@ -109,7 +111,7 @@ impl State {
         body: Value,
         opts: &WriteOptions,
     ) -> ApiResult<Arc<Value>> {
-        self.create_owned(rt, version, namespace, body, opts, Ownership::Update)
+        self.create_owned(rt, version, namespace, body, opts, Ownership::Update(None))
     }
 
     fn create_owned(
@@ -157,6 +159,12 @@ impl State {
         if self.get(rt, &key).is_some() {
             return Err(ApiError::already_exists(&rt.group, &rt.plural, &name));
         }
+        let ownership = match ownership {
+            Ownership::Update(_) => {
+                Ownership::Update(obj.pointer("/metadata/managedFields").cloned())
+            }
+            applied => applied,
+        };
         let meta = obj["metadata"]
             .as_object_mut()
             .expect("metadata is an object");
@@ -250,7 +258,16 @@ impl State {
                 }],
             ));
         }
-        self.write_update(rt, version, key, current, obj, sub, opts, Ownership::Update)
+        self.write_update(
+            rt,
+            version,
+            key,
+            current,
+            obj,
+            sub,
+            opts,
+            Ownership::Update(None),
+        )
     }
 
     pub fn patch(
@@ -293,7 +310,7 @@ impl State {
         };
         // Patches address the form the client sees (a view converts), then go back to storage.
         let mut patched: Value = super::view::at_version(&current, rt, version).into_owned();
-        let mut ownership = Ownership::Update;
+        let mut ownership = Ownership::Update(None);
         match kind {
             PatchKind::Merge => {
                 require_object_patch(patch)?;
@@ -352,6 +369,14 @@ impl State {
         ownership: Ownership,
     ) -> ApiResult<Written> {
         let (namespace, name) = key;
+        // Through /status the request's managedFields are ignored, as the real server does.
+        let ownership = match ownership {
+            Ownership::Update(_) if sub == Subresource::Main => {
+                Ownership::Update(new.pointer("/metadata/managedFields").cloned())
+            }
+            Ownership::Update(_) => Ownership::Update(None),
+            applied => applied,
+        };
         if str_at(&new, "/metadata/name").is_some_and(|n| n != name) {
             return Err(ApiError::bad_request(format!(
                 "the name of the object ({}) does not match the name on the URL ({name})",
@@ -657,8 +682,9 @@ fn record_ownership(
                 meta.remove("managedFields");
             }
         }
-        Ownership::Update => ssa::record_update(
+        Ownership::Update(sent) => ssa::record_update(
             current,
+            sent.as_ref(),
             next,
             &Shape::of(rt, version),
             &opts.writer(rt, version, sub),

@@ -942,3 +942,63 @@ async fn service_ports_are_keyed_by_port_and_protocol_defaulting_to_tcp() {
         ".spec.ports[port=80,protocol=\"TCP\"].name"
     );
 }
+
+/// A client may rewrite managedFields in an update (kubectl moving an object from client-side
+/// to server-side apply hands the fields of `kubectl-client-side-apply` to its applier by a JSON
+/// patch) or reset them with `[{}]`; through /status they are ignored.
+#[tokio::test]
+async fn updates_may_rewrite_or_reset_managed_fields() {
+    let (_server, client) = server();
+    let cms: Api<ConfigMap> = Api::default_namespaced(client);
+    let pp = PostParams {
+        field_manager: Some("kubectl-client-side-apply".into()),
+        ..PostParams::default()
+    };
+    let cm: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "cm"}, "data": {"x": "1"}})).unwrap();
+    cms.create(&pp, &cm).await.unwrap();
+    let err = conflict(
+        cms.patch(
+            "cm",
+            &PatchParams::apply("kubectl"),
+            &Patch::Apply(config_map(json!({"x": "2"}))),
+        )
+        .await,
+    );
+    assert!(
+        err.message.contains("kubectl-client-side-apply"),
+        "{}",
+        err.message
+    );
+
+    let upgrade: json_patch::Patch = serde_json::from_value(json!([{"op": "replace",
+        "path": "/metadata/managedFields", "value": [{"manager": "kubectl", "operation": "Apply",
+        "apiVersion": "v1", "fieldsType": "FieldsV1", "fieldsV1": {"f:data": {"f:x": {}}}}]}]))
+    .unwrap();
+    let upgraded = cms
+        .patch("cm", &PatchParams::default(), &Patch::Json::<()>(upgrade))
+        .await
+        .unwrap();
+    assert!(entry(&upgraded.metadata, "kubectl", "Apply").is_some());
+    assert!(entry(&upgraded.metadata, "kubectl-client-side-apply", "Update").is_none());
+    let applied = cms
+        .patch(
+            "cm",
+            &PatchParams::apply("kubectl"),
+            &Patch::Apply(config_map(json!({"x": "2"}))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(applied.data.unwrap()["x"], "2");
+
+    let reset = cms
+        .patch(
+            "cm",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"managedFields": [{}]}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reset.metadata.managed_fields, None);
+    assert!(rv(&reset.metadata) > rv(&applied.metadata));
+}
