@@ -224,7 +224,7 @@ impl Query {
         }
     }
 
-    fn write_options(&self) -> ApiResult<WriteOptions> {
+    fn write_options(&self, headers: &HeaderMap) -> ApiResult<WriteOptions> {
         if let Some(v) = self.get("fieldValidation")
             && !matches!(v, "Strict" | "Warn" | "Ignore")
         {
@@ -241,6 +241,10 @@ impl Query {
         Ok(WriteOptions {
             dry_run: self.dry_run()?,
             field_manager,
+            user_agent: headers
+                .get(header::USER_AGENT)
+                .and_then(|ua| ua.to_str().ok())
+                .map(str::to_string),
         })
     }
 
@@ -339,7 +343,7 @@ async fn resource(
         }
         ("POST", None) => {
             let obj = decode_object(headers, body).await?;
-            let opts = query.write_options()?;
+            let opts = query.write_options(headers)?;
             let created = server
                 .store
                 .lock()
@@ -351,7 +355,7 @@ async fn resource(
         }
         ("PUT", Some(_)) => {
             let obj = decode_object(headers, body).await?;
-            let opts = query.write_options()?;
+            let opts = query.write_options(headers)?;
             let written = server
                 .store
                 .lock()
@@ -368,7 +372,7 @@ async fn resource(
         }
         ("PATCH", Some(_)) => {
             let patch = decode_patch(&rt, headers, query, body).await?;
-            let opts = query.write_options()?;
+            let opts = query.write_options(headers)?;
             if matches!(patch.kind, PatchKind::Apply { .. }) && opts.field_manager.is_none() {
                 return Err(ApiError::invalid(
                     "meta.k8s.io",

@@ -4,9 +4,12 @@
 use super::error::{ApiError, ApiResult, Cause};
 use super::event_views;
 use super::kinds;
+use super::merge_keys::Shape;
 use super::patch::{json_patch, merge_patch};
 use super::resources::{ResourceType, validate_name};
 use super::selector::{FieldSelector, LabelSelector};
+use super::smp::strategic_merge;
+use super::ssa;
 use super::store::{ChangeKind, ObjectKey, State, matches};
 use super::time::now_rfc3339;
 use serde_json::{Map, Value};
@@ -23,6 +26,32 @@ pub enum Subresource {
 pub struct WriteOptions {
     pub dry_run: bool,
     pub field_manager: Option<String>,
+    /// The request's User-Agent: without `fieldManager`, its program name is the manager.
+    pub user_agent: Option<String>,
+}
+
+impl WriteOptions {
+    /// The manager a write is recorded under: `fieldManager`, else the User-Agent up to its
+    /// first `/` (`kubectl/v1.32.0 (linux/amd64) ...` gives `kubectl`), as the real server does.
+    pub fn manager(&self) -> String {
+        match (&self.field_manager, &self.user_agent) {
+            (Some(m), _) => m.clone(),
+            (None, Some(ua)) => ua.split('/').next().unwrap_or_default().to_string(),
+            (None, None) => String::new(),
+        }
+    }
+
+    fn writer(&self, rt: &ResourceType, version: &str, sub: Subresource) -> ssa::Writer {
+        ssa::Writer {
+            manager: self.manager(),
+            api_version: rt.api_version(version),
+            subresource: match sub {
+                Subresource::Main => String::new(),
+                Subresource::Status => "status".into(),
+            },
+            status_subresource: rt.status_subresource,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -57,6 +86,16 @@ pub enum DeleteOutcome {
     Terminating(Arc<Value>),
 }
 
+/// Whose fields a write records (ssa.rs).
+enum Ownership {
+    /// An update: the request's manager gets what it changed. Filled in on the way: the
+    /// managedFields the request itself carried, which replace the stored ones when set (a
+    /// client may rewrite or reset them, as kubectl does moving from client-side apply).
+    Update(Option<Value>),
+    /// An apply, with the managedFields `ssa::apply` computed (`None`: nobody owns anything).
+    Applied(Option<Value>),
+}
+
 /// What an update-like write produced.
 pub struct Written {
     pub object: Arc<Value>,
@@ -71,6 +110,18 @@ impl State {
         namespace: Option<&str>,
         body: Value,
         opts: &WriteOptions,
+    ) -> ApiResult<Arc<Value>> {
+        self.create_owned(rt, version, namespace, body, opts, Ownership::Update(None))
+    }
+
+    fn create_owned(
+        &mut self,
+        rt: &Arc<ResourceType>,
+        version: &str,
+        namespace: Option<&str>,
+        body: Value,
+        opts: &WriteOptions,
+        ownership: Ownership,
     ) -> ApiResult<Arc<Value>> {
         let mut obj = expect_object(body)?;
         check_type(rt, version, &obj)?;
@@ -108,6 +159,12 @@ impl State {
         if self.get(rt, &key).is_some() {
             return Err(ApiError::already_exists(&rt.group, &rt.plural, &name));
         }
+        let ownership = match ownership {
+            Ownership::Update(_) => {
+                Ownership::Update(obj.pointer("/metadata/managedFields").cloned())
+            }
+            applied => applied,
+        };
         let meta = obj["metadata"]
             .as_object_mut()
             .expect("metadata is an object");
@@ -134,6 +191,15 @@ impl State {
             obj.as_object_mut().expect("object").remove("status");
         }
         kinds::prepare(self, rt, &mut obj, None)?;
+        record_ownership(
+            rt,
+            version,
+            None,
+            &mut obj,
+            Subresource::Main,
+            opts,
+            ownership,
+        );
         if opts.dry_run {
             return Ok(Arc::new(obj));
         }
@@ -192,7 +258,16 @@ impl State {
                 }],
             ));
         }
-        self.write_update(rt, key, current, obj, sub, opts)
+        self.write_update(
+            rt,
+            version,
+            key,
+            current,
+            obj,
+            sub,
+            opts,
+            Ownership::Update(None),
+        )
     }
 
     pub fn patch(
@@ -209,13 +284,23 @@ impl State {
             Some(current) => current,
             None if matches!(kind, PatchKind::Apply { .. }) && sub == Subresource::Main => {
                 // Server-side apply creates what does not exist yet.
-                let mut body = patch.clone();
-                check_apply_body(rt, version, key, &body)?;
+                check_apply_body(rt, version, key, patch)?;
+                let writer = opts.writer(rt, version, sub);
+                let mut body = ssa::apply(
+                    None,
+                    patch,
+                    &Shape::of(rt, version),
+                    &writer,
+                    false,
+                    &typed_name(rt, version, key),
+                )?;
                 if rt.namespaced {
                     body["metadata"]["namespace"] = Value::String(key.0.clone());
                 }
+                let managed = body.pointer("/metadata/managedFields").cloned();
                 let ns = rt.namespaced.then_some(key.0.as_str());
-                let created = self.create(rt, version, ns, body, opts)?;
+                let created =
+                    self.create_owned(rt, version, ns, body, opts, Ownership::Applied(managed))?;
                 return Ok(Written {
                     object: created,
                     created: true,
@@ -225,6 +310,7 @@ impl State {
         };
         // Patches address the form the client sees (a view converts), then go back to storage.
         let mut patched: Value = super::view::at_version(&current, rt, version).into_owned();
+        let mut ownership = Ownership::Update(None);
         match kind {
             PatchKind::Merge => {
                 require_object_patch(patch)?;
@@ -232,7 +318,8 @@ impl State {
             }
             PatchKind::Strategic => {
                 require_object_patch(patch)?;
-                merge_patch(&mut patched, &strip_directives(patch));
+                strategic_merge(&mut patched, patch, &Shape::of(rt, version))
+                    .map_err(ApiError::bad_request)?;
             }
             PatchKind::Json => {
                 // The real server's message stops at "...in our request"; the cause is kept here
@@ -244,11 +331,18 @@ impl State {
                     ))
                 })?;
             }
-            PatchKind::Apply { .. } => {
+            PatchKind::Apply { force } => {
                 check_apply_body(rt, version, key, patch)?;
-                // Field ownership (managedFields, conflicts, removal of unapplied fields) is Tier 2;
-                // until then an apply merges like a merge patch.
-                merge_patch(&mut patched, patch);
+                let writer = opts.writer(rt, version, sub);
+                patched = ssa::apply(
+                    Some(&patched),
+                    patch,
+                    &Shape::of(rt, version),
+                    &writer,
+                    *force,
+                    &typed_name(rt, version, key),
+                )?;
+                ownership = Ownership::Applied(patched.pointer("/metadata/managedFields").cloned());
             }
         }
         let patched = expect_object(patched)?;
@@ -259,19 +353,30 @@ impl State {
             patched["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"].clone();
         }
         stamp_type(rt, &mut patched);
-        self.write_update(rt, key, current, patched, sub, opts)
+        self.write_update(rt, version, key, current, patched, sub, opts, ownership)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn write_update(
         &mut self,
         rt: &Arc<ResourceType>,
+        version: &str,
         key: &ObjectKey,
         current: Arc<Value>,
         mut new: Value,
         sub: Subresource,
         opts: &WriteOptions,
+        ownership: Ownership,
     ) -> ApiResult<Written> {
         let (namespace, name) = key;
+        // Through /status the request's managedFields are ignored, as the real server does.
+        let ownership = match ownership {
+            Ownership::Update(_) if sub == Subresource::Main => {
+                Ownership::Update(new.pointer("/metadata/managedFields").cloned())
+            }
+            Ownership::Update(_) => Ownership::Update(None),
+            applied => applied,
+        };
         if str_at(&new, "/metadata/name").is_some_and(|n| n != name) {
             return Err(ApiError::bad_request(format!(
                 "the name of the object ({}) does not match the name on the URL ({name})",
@@ -364,6 +469,7 @@ impl State {
         kinds::prepare(self, rt, &mut next, Some(&current))?;
 
         next["metadata"]["resourceVersion"] = Value::String(current_rv);
+        record_ownership(rt, version, Some(&current), &mut next, sub, opts, ownership);
         if next == *current {
             // A no-op write changes nothing: same RV, no watch event.
             return Ok(Written {
@@ -557,6 +663,46 @@ impl State {
     }
 }
 
+/// Field ownership (ssa.rs): an update gives the request's manager what it changed; an apply
+/// brings its managedFields along. Only timestamps changing leaves the stored ones, so a no-op
+/// stays a no-op.
+fn record_ownership(
+    rt: &ResourceType,
+    version: &str,
+    current: Option<&Value>,
+    next: &mut Value,
+    sub: Subresource,
+    opts: &WriteOptions,
+    ownership: Ownership,
+) {
+    match ownership {
+        Ownership::Applied(Some(managed)) => next["metadata"]["managedFields"] = managed,
+        Ownership::Applied(None) => {
+            if let Some(meta) = next["metadata"].as_object_mut() {
+                meta.remove("managedFields");
+            }
+        }
+        Ownership::Update(sent) => ssa::record_update(
+            current,
+            sent.as_ref(),
+            next,
+            &Shape::of(rt, version),
+            &opts.writer(rt, version, sub),
+        ),
+    }
+    if let Some(current) = current {
+        ssa::keep_times_if_unchanged(current, next);
+    }
+}
+
+/// How the apiserver names an object in apply errors: `ns/name; group/version, Kind=Kind`.
+fn typed_name(rt: &ResourceType, version: &str, key: &ObjectKey) -> String {
+    format!(
+        "{}/{}; {}/{version}, Kind={}",
+        key.0, key.1, rt.group, rt.kind
+    )
+}
+
 fn expect_object(body: Value) -> ApiResult<Value> {
     let mut body = match body {
         Value::Object(_) => body,
@@ -651,20 +797,6 @@ fn require_object_patch(patch: &Value) -> ApiResult<()> {
             "the patch must be a JSON object, got {}",
             json_type(patch)
         )))
-    }
-}
-
-/// Strategic-merge directives (`$patch`, `$retainKeys`, `$setElementOrder/...`) that a plain merge
-/// would otherwise store as fields. Merge-key-aware strategic merge is Tier 2.
-fn strip_directives(patch: &Value) -> Value {
-    match patch {
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .filter(|(k, _)| !k.starts_with('$'))
-                .map(|(k, v)| (k.clone(), strip_directives(v)))
-                .collect(),
-        ),
-        other => other.clone(),
     }
 }
 

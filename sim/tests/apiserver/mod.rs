@@ -9,4 +9,6 @@ mod rbac;
 mod representations;
 mod runtime;
 mod semantics;
+mod smp;
+mod ssa;
 mod watches;
