@@ -14,6 +14,7 @@ mod patch;
 mod rbac;
 pub mod resources;
 mod routes;
+pub mod schema;
 pub mod selector;
 pub mod store;
 mod time;

@@ -6,6 +6,7 @@ use super::event_views;
 use super::kinds;
 use super::patch::{json_patch, merge_patch};
 use super::resources::{ResourceType, validate_name};
+use super::schema;
 use super::selector::{FieldSelector, LabelSelector};
 use super::store::{ChangeKind, ObjectKey, State, matches};
 use super::time::now_rfc3339;
@@ -23,6 +24,12 @@ pub enum Subresource {
 pub struct WriteOptions {
     pub dry_run: bool,
     pub field_manager: Option<String>,
+    /// What unknown and duplicate fields do (`fieldValidation`).
+    pub field_validation: schema::FieldValidation,
+    /// Keys the request body repeats (`spec.size`), found before decoding kept the last one.
+    pub duplicate_fields: Vec<String>,
+    /// Filled by the write: the response's `Warning` headers.
+    pub warnings: schema::Warnings,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -133,6 +140,7 @@ impl State {
             // Status is written only through /status; on create the real server drops it.
             obj.as_object_mut().expect("object").remove("status");
         }
+        schema::admit(rt, version, &mut obj, None, opts)?;
         kinds::prepare(self, rt, &mut obj, None)?;
         if opts.dry_run {
             return Ok(Arc::new(obj));
@@ -192,7 +200,7 @@ impl State {
                 }],
             ));
         }
-        self.write_update(rt, key, current, obj, sub, opts)
+        self.write_update(rt, version, key, current, obj, sub, opts)
     }
 
     pub fn patch(
@@ -259,12 +267,15 @@ impl State {
             patched["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"].clone();
         }
         stamp_type(rt, &mut patched);
-        self.write_update(rt, key, current, patched, sub, opts)
+        self.write_update(rt, version, key, current, patched, sub, opts)
     }
 
+    // `version` is the one the request addressed: custom resources validate against its schema.
+    #[allow(clippy::too_many_arguments)]
     fn write_update(
         &mut self,
         rt: &Arc<ResourceType>,
+        version: &str,
         key: &ObjectKey,
         current: Arc<Value>,
         mut new: Value,
@@ -361,6 +372,7 @@ impl State {
         };
         validate_metadata(rt, &next)?;
         check_finalizers_while_deleting(rt, &current, &next)?;
+        schema::admit(rt, version, &mut next, Some(&current), opts)?;
         kinds::prepare(self, rt, &mut next, Some(&current))?;
 
         next["metadata"]["resourceVersion"] = Value::String(current_rv);
