@@ -7,5 +7,6 @@ mod lists;
 mod patches;
 mod rbac;
 mod runtime;
+mod schema;
 mod semantics;
 mod watches;
