@@ -5,6 +5,7 @@
 //! (`kube::Client::new(server.router(), "default")`). See shared/design/kube-emulator.md for the
 //! behaviours reproduced and why.
 
+pub mod builtin_schemas;
 mod discovery;
 pub mod error;
 mod event_views;
