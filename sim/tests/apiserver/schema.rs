@@ -38,6 +38,9 @@ fn gadget_spec() -> Value {
     "properties": {
         "size": {"type": "integer", "minimum": 1, "maximum": 10},
         "color": {"type": "string", "enum": ["red", "blue"], "default": "red"},
+        // An object default: it must survive the CRD's own (built-in) pruning to apply.
+        "limits": {"type": "object", "default": {"cpu": "1"},
+            "properties": {"cpu": {"type": "string", "maxLength": 8}}},
         "name": {"type": "string", "pattern": "^[a-z]+$", "maxLength": 8},
         "since": {"type": "string", "format": "date-time"},
         "ratio": {"type": "number"},
@@ -189,6 +192,7 @@ async fn defaults_appear_in_the_response_and_in_storage() {
         .await
         .unwrap();
     assert_eq!(created.data["spec"]["color"], "red");
+    assert_eq!(created.data["spec"]["limits"], json!({"cpu": "1"}));
     assert_eq!(created.data["spec"]["ports"][0]["protocol"], "TCP");
     let stored = api.get("g").await.unwrap();
     assert_eq!(stored.data["spec"], created.data["spec"]);
@@ -846,5 +850,63 @@ async fn watch_sees_the_pruned_and_defaulted_object() {
         }
     })
     .await;
-    assert_eq!(added.data["spec"], json!({"size": 1, "color": "red"}));
+    assert_eq!(
+        added.data["spec"],
+        json!({"size": 1, "color": "red", "limits": {"cpu": "1"}})
+    );
+}
+
+#[tokio::test]
+async fn built_in_kinds_get_strict_field_validation() {
+    let (server, client) = server();
+    let deployment = |name: &str| {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+            "spec": {"replicass": 2, "selector": {"matchLabels": {"app": "a"}},
+                "template": {"metadata": {"labels": {"app": "a"}},
+                    "spec": {"containers": [{"name": "c", "image": "nginx", "imagee": "typo"}]}}}})
+        .to_string()
+    };
+    let uri = "/apis/apps/v1/namespaces/default/deployments";
+    let (code, _, status) = send(
+        &server,
+        "POST",
+        &format!("{uri}?fieldValidation=Strict"),
+        "application/json",
+        &deployment("strict"),
+    )
+    .await;
+    assert_eq!(code, 400);
+    assert_eq!(
+        status["message"],
+        "Deployment in version \"v1\" cannot be handled as a Deployment: strict decoding error: unknown field \"spec.replicass\", unknown field \"spec.template.spec.containers[0].imagee\""
+    );
+    let (code, warnings, created) = send(
+        &server,
+        "POST",
+        uri,
+        "application/json",
+        &deployment("warn"),
+    )
+    .await;
+    assert_eq!(code, 201);
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(created["spec"].get("replicass").is_none());
+    assert_eq!(
+        created["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx"
+    );
+    // Free-form fields of the Go types keep what they hold, and typed clients see no warning.
+    let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::default_namespaced(client);
+    let cm =
+        serde_json::from_value(json!({"metadata": {"name": "c"}, "data": {"k": "v"}})).unwrap();
+    cms.create(&PostParams::default(), &cm).await.unwrap();
+    let (code, _, _) = send(
+        &server,
+        "PATCH",
+        "/api/v1/namespaces/default/configmaps/c?fieldValidation=Strict",
+        "application/merge-patch+json",
+        r#"{"dataa": {"k": "v"}}"#,
+    )
+    .await;
+    assert_eq!(code, 400);
 }

@@ -13,8 +13,10 @@
 //!    ([`cel_rules`]).
 //!
 //! Every failure of steps 3 and 4 is one `Cause`; they all go into one 422, and nothing is
-//! written. See docs/sim-apiserver-schemas.md.
+//! written. Built-in kinds get step 1 only, against k8s-openapi's schemas ([`builtin`]).
+//! See docs/sim-apiserver-schemas.md.
 
+mod builtin;
 mod cel_cost;
 mod cel_rules;
 mod default;
@@ -27,6 +29,7 @@ mod validate;
 pub use prune::SchemaSource;
 pub use strict::{FieldValidation, Warnings};
 
+use super::builtin_schemas::SchemaSet;
 use super::error::{ApiError, ApiResult, Cause};
 use super::resources::ResourceType;
 use super::write::WriteOptions;
@@ -87,6 +90,11 @@ pub fn admit(
     opts: &WriteOptions,
 ) -> ApiResult<()> {
     let Some(crd) = &rt.crd else {
+        // Built-in kinds: unknown fields only (what decoding into the Go types drops).
+        if let Some(schema) = builtin::root_schema(obj) {
+            let unknown = prune::prune(obj, schema, &builtin::Builtin(SchemaSet::builtin()));
+            strict::report(rt, version, &unknown, opts)?;
+        }
         return Ok(());
     };
     // The request's version when the CRD declares it, else the stored one (in-process writes).

@@ -14,6 +14,12 @@ use serde_json::Value;
 pub trait SchemaSource {
     /// The node itself, or the one its `$ref` (or OpenAPI v3's single-`allOf` `$ref`) names.
     fn resolve<'a>(&'a self, node: &'a Value) -> &'a Value;
+
+    /// Whether an object under this (resolved) node keeps fields the node does not declare,
+    /// besides `x-kubernetes-preserve-unknown-fields`.
+    fn keeps_unknown(&self, _node: &Value) -> bool {
+        false
+    }
 }
 
 /// The fields of ObjectMeta; anything else under `metadata` is unknown.
@@ -56,7 +62,8 @@ fn prune_node(
         Value::Object(map) => {
             let properties = schema.get("properties").and_then(Value::as_object);
             let additional = schema.get("additionalProperties");
-            let preserve = flag(schema, "x-kubernetes-preserve-unknown-fields");
+            let preserve = flag(schema, "x-kubernetes-preserve-unknown-fields")
+                || source.keeps_unknown(schema);
             let keys: Vec<String> = map.keys().cloned().collect();
             for key in keys {
                 let at = child(path, &key);
