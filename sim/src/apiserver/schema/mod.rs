@@ -59,6 +59,7 @@ pub fn crd_schema_causes(crd: &Value) -> Vec<Cause> {
             Some(schema) if schema.is_object() => {
                 structural::check(schema, &at, &mut causes);
                 cel_cost::check(schema, &at, &mut causes);
+                check_defaults(schema, &at, &mut causes);
             }
             _ => causes.push(Cause {
                 reason: "FieldValueRequired",
@@ -68,6 +69,40 @@ pub fn crd_schema_causes(crd: &Value) -> Vec<Cause> {
         }
     }
     causes
+}
+
+/// Every `default:` must itself be valid for its node and hold no pruned fields, as the real
+/// server checks when the CRD is written.
+fn check_defaults(schema: &Value, at: &str, out: &mut Vec<Cause>) {
+    if let Some(default) = schema.get("default") {
+        let field = format!("{at}.default");
+        let mut pruned = default.clone();
+        for unknown in prune::prune_value(&mut pruned, schema, &Inline) {
+            out.push(Cause {
+                reason: "FieldValueInvalid",
+                field: field.clone(),
+                message: format!(
+                    "Invalid value: {}: must not have unknown fields: {unknown}",
+                    path::go_value(default)
+                ),
+            });
+        }
+        out.extend(validate::validate_value(&pruned, schema, &field));
+    }
+    for (name, p) in schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        check_defaults(p, &path::key(at, "properties", name), out);
+    }
+    if let Some(items) = schema.get("items") {
+        check_defaults(items, &format!("{at}.items"), out);
+    }
+    if let Some(a) = schema.get("additionalProperties").filter(|a| a.is_object()) {
+        check_defaults(a, &format!("{at}.additionalProperties"), out);
+    }
 }
 
 /// The schema a CRD declares for `version`.
@@ -117,4 +152,35 @@ pub fn admit(
         .and_then(Value::as_str)
         .unwrap_or_default();
     Err(ApiError::invalid(&rt.group, &rt.kind, name, causes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn defaults_must_be_valid_for_their_schema() {
+        let crd = json!({"spec": {"versions": [{"name": "v1", "schema": {"openAPIV3Schema":
+            {"type": "object", "properties": {"spec": {"type": "object", "properties": {
+                "replicas": {"type": "integer", "minimum": 1, "default": 0},
+                "tls": {"type": "object", "default": {"on": true, "extra": 1},
+                    "properties": {"on": {"type": "boolean"}}}}}}}}}]}});
+        let causes: Vec<String> = crd_schema_causes(&crd)
+            .into_iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect();
+        let at = "spec.versions[0].schema.openAPIV3Schema.properties[spec].properties";
+        assert_eq!(
+            causes,
+            vec![
+                format!(
+                    "{at}[replicas].default: Invalid value: 0: {at}[replicas].default in body should be greater than or equal to 1"
+                ),
+                format!(
+                    "{at}[tls].default: Invalid value: \"object\": must not have unknown fields: extra"
+                ),
+            ]
+        );
+    }
 }

@@ -49,6 +49,13 @@ pub fn prune(obj: &mut Value, schema: &Value, source: &dyn SchemaSource) -> Vec<
     unknown
 }
 
+/// Like [`prune`], for a value that is not a whole resource (a `default:`).
+pub fn prune_value(value: &mut Value, schema: &Value, source: &dyn SchemaSource) -> Vec<String> {
+    let mut unknown = Vec::new();
+    prune_node(value, schema, source, "", false, &mut unknown);
+    unknown
+}
+
 fn prune_node(
     value: &mut Value,
     schema: &Value,

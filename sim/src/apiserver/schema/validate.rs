@@ -16,6 +16,13 @@ pub fn validate(obj: &Value, schema: &Value) -> Vec<Cause> {
     causes
 }
 
+/// Every violation in a value that is not a whole resource (a `default:` at `path`).
+pub fn validate_value(value: &Value, schema: &Value, path: &str) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    validate_node(value, schema, path, false, &mut causes);
+    causes
+}
+
 fn validate_node(
     value: &Value,
     schema: &Value,
