@@ -90,12 +90,45 @@ fn has_type(value: &Value, schema: &Value) -> bool {
 fn run_rules(value: &Value, old: Option<&Value>, schema: &Value, path: &str, out: &mut Vec<Cause>) {
     let mut own = schema.clone();
     strip_descendant_rules(&mut own, true);
+    bind_optional_old_self(&mut own, old.is_some());
     let Err(errors) = VALIDATOR.with(|v| v.validate(&own, value, old)) else {
         return;
     };
     let shown_type = schema_type(schema).unwrap_or(type_name(value));
     for e in errors.iter() {
         out.push(cause(e, path, shown_type));
+    }
+}
+
+/// `optionalOldSelf: true` makes `oldSelf` a CEL optional, present on updates and
+/// `optional.none()` on creates, and the rule runs in both cases. kube-cel binds the plain old
+/// value (or null), so the rule is rewritten to read `oldSelf` through an optional.
+fn bind_optional_old_self(schema: &mut Value, has_old: bool) {
+    let Some(rules) = schema
+        .get_mut("x-kubernetes-validations")
+        .and_then(Value::as_array_mut)
+    else {
+        return;
+    };
+    static OLD_SELF: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"\boldSelf\b").expect("valid pattern"));
+    for rule in rules {
+        if rule.get("optionalOldSelf").and_then(Value::as_bool) != Some(true) {
+            continue;
+        }
+        let Some(text) = rule.get("rule").and_then(Value::as_str) else {
+            continue;
+        };
+        let replacement = if has_old {
+            "optional.of(oldSelf)"
+        } else {
+            "optional.none()"
+        };
+        let rewritten = OLD_SELF.replace_all(text, replacement).into_owned();
+        rule["rule"] = Value::String(rewritten);
+        if let Some(map) = rule.as_object_mut() {
+            map.remove("optionalOldSelf");
+        }
     }
 }
 
@@ -186,6 +219,18 @@ mod tests {
             .into_iter()
             .map(|c| format!("{}: {}", c.field, c.message))
             .collect()
+    }
+
+    #[test]
+    fn optional_old_self_runs_on_create_with_none() {
+        let schema = json!({"type": "object", "properties": {"n": {"type": "integer",
+            "x-kubernetes-validations": [{"optionalOldSelf": true, "message": "starts at 0, never shrinks",
+                "rule": "oldSelf.hasValue() ? self >= oldSelf.value() : self == 0"}]}}});
+        let run = |obj: Value, old: Option<Value>| evaluate(&obj, old.as_ref(), &schema).len();
+        assert_eq!(run(json!({"n": 0}), None), 0);
+        assert_eq!(run(json!({"n": 3}), None), 1);
+        assert_eq!(run(json!({"n": 5}), Some(json!({"n": 3}))), 0);
+        assert_eq!(run(json!({"n": 2}), Some(json!({"n": 3}))), 1);
     }
 
     #[test]
