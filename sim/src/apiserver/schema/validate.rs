@@ -147,8 +147,7 @@ fn check_string(s: &str, schema: &Value, path: &str, out: &mut Vec<Cause>) {
         ));
     }
     if let Some(pattern) = schema.get("pattern").and_then(Value::as_str)
-        && let Ok(re) = regex::Regex::new(pattern)
-        && !re.is_match(s)
+        && matches_pattern(pattern, s) == Some(false)
     {
         out.push(invalid(path, &value, format!("should match '{pattern}'")));
     }
@@ -161,6 +160,22 @@ fn check_string(s: &str, schema: &Value, path: &str, out: &mut Vec<Cause>) {
             format!("must be of type {format}: {s:?}"),
         ));
     }
+}
+
+/// Whether `s` matches `pattern`; `None` for a pattern that does not compile (the CRD check
+/// refuses those). Compiled patterns are kept per thread: schemas repeat them on every write.
+fn matches_pattern(pattern: &str, s: &str) -> Option<bool> {
+    thread_local! {
+        static COMPILED: std::cell::RefCell<std::collections::HashMap<String, Option<regex::Regex>>> =
+            Default::default();
+    }
+    COMPILED.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        let re = cache
+            .entry(pattern.to_string())
+            .or_insert_with(|| regex::Regex::new(pattern).ok());
+        re.as_ref().map(|re| re.is_match(s))
+    })
 }
 
 /// The string formats the real server checks (kube-openapi's registry restricted by
@@ -255,9 +270,11 @@ fn is_email(s: &str) -> bool {
 
 /// Go durations (`1h30m`, `500ms`) as strfmt's duration accepts them.
 fn is_duration(s: &str) -> bool {
-    let re = regex::Regex::new(r"^[-+]?((\d+(\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h|d|w))+$")
-        .expect("valid duration pattern");
-    s == "0" || re.is_match(s)
+    static DURATION: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"^[-+]?((\d+(\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h|d|w))+$")
+            .expect("valid duration pattern")
+    });
+    s == "0" || DURATION.is_match(s)
 }
 
 fn check_number(value: &Value, schema: &Value, path: &str, out: &mut Vec<Cause>) {
