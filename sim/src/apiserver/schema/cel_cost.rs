@@ -24,6 +24,7 @@ use crate::apiserver::error::Cause;
 use kube::core::cel::cel::Program;
 use kube::core::cel::cel::common::ast::{Expr, LiteralValue};
 use serde_json::Value;
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 const MAX_REQUEST_BYTES: u64 = 3 * 1024 * 1024;
@@ -167,10 +168,27 @@ fn check_rule(
             ),
         });
     }
-    let mut env = HashMap::new();
-    env.insert("self".to_string(), Some(node));
-    env.insert("oldSelf".to_string(), Some(node));
+    let undefined = RefCell::new(Vec::new());
+    let env = Env {
+        vars: HashMap::from([
+            ("self".to_string(), Some(node)),
+            ("oldSelf".to_string(), Some(node)),
+        ]),
+        undefined: &undefined,
+    };
     let expr_cost = estimate(&program.expression().expr, &env).cost;
+    if let Some(field) = undefined.into_inner().first() {
+        // cel-go's type check, for the one kind of type error a schema makes likely: a typo.
+        out.push(Cause {
+            reason: "FieldValueInvalid",
+            field: format!("{at}.rule"),
+            message: format!(
+                "Invalid value: {}: compilation failed: ERROR: <input>: undefined field '{field}'",
+                shown_rule(rule)
+            ),
+        });
+        return;
+    }
     let cost = expr_cost.max(1).saturating_mul(cardinality);
     *total = total.saturating_add(cost);
     if cost > PER_RULE_LIMIT {
@@ -289,9 +307,15 @@ fn traversal(len: u64) -> u64 {
     len.div_ceil(10)
 }
 
-type Env<'a> = HashMap<String, Option<&'a Value>>;
+/// What identifiers read (schema nodes where known), and the fields a rule selects that its
+/// schema does not declare.
+#[derive(Clone)]
+struct Env<'a, 'b> {
+    vars: HashMap<String, Option<&'a Value>>,
+    undefined: &'b RefCell<Vec<String>>,
+}
 
-fn estimate<'a>(expr: &Expr, env: &Env<'a>) -> Estimate<'a> {
+fn estimate<'a>(expr: &Expr, env: &Env<'a, '_>) -> Estimate<'a> {
     match expr {
         Expr::Literal(LiteralValue::String(s)) => Estimate {
             cost: 0,
@@ -299,9 +323,14 @@ fn estimate<'a>(expr: &Expr, env: &Env<'a>) -> Estimate<'a> {
             len: Some(s.inner().chars().count() as u64),
         },
         Expr::Literal(_) | Expr::Unspecified => Estimate::cost(0),
-        Expr::Ident(name) => Estimate::of_node(1, env.get(name).copied().flatten()),
+        Expr::Ident(name) => Estimate::of_node(1, env.vars.get(name).copied().flatten()),
         Expr::Select(sel) => {
             let operand = estimate(&sel.operand.expr, env);
+            if let Some(n) = operand.node
+                && declares_no(n, &sel.field)
+            {
+                env.undefined.borrow_mut().push(sel.field.clone());
+            }
             let field = operand.node.and_then(|n| {
                 n.get("properties")
                     .and_then(|p| p.get(&sel.field))
@@ -394,11 +423,11 @@ fn estimate<'a>(expr: &Expr, env: &Env<'a>) -> Estimate<'a> {
                 })
             });
             let mut inner = env.clone();
-            inner.insert(c.iter_var.clone(), element);
+            inner.vars.insert(c.iter_var.clone(), element);
             if let Some(v2) = &c.iter_var2 {
-                inner.insert(v2.clone(), element);
+                inner.vars.insert(v2.clone(), element);
             }
-            inner.insert(c.accu_var.clone(), None);
+            inner.vars.insert(c.accu_var.clone(), None);
             let body = estimate(&c.loop_step.expr, &inner)
                 .cost
                 .saturating_add(estimate(&c.loop_cond.expr, &inner).cost)
@@ -415,6 +444,21 @@ fn estimate<'a>(expr: &Expr, env: &Env<'a>) -> Estimate<'a> {
             }
         }
     }
+}
+
+/// Whether selecting `field` from a value of schema `node` is a type error: the node is an
+/// object that declares its properties, keeps no unknown fields and is no map. The root's and
+/// embedded resources' implicit `apiVersion`, `kind` and `metadata` are always there.
+fn declares_no(node: &Value, field: &str) -> bool {
+    let Some(properties) = node.get("properties").and_then(Value::as_object) else {
+        return false;
+    };
+    let implicit = matches!(field, "apiVersion" | "kind" | "metadata");
+    schema_type(node) == Some("object")
+        && !flag(node, "x-kubernetes-preserve-unknown-fields")
+        && node.get("additionalProperties").is_none()
+        && !properties.contains_key(field)
+        && !implicit
 }
 
 /// A map's keys: strings of unknown length.
@@ -461,6 +505,25 @@ mod tests {
         let got = causes(bad);
         assert!(got[0].starts_with("s.properties[spec].x-kubernetes-validations[0].rule: Forbidden: estimated rule cost exceeds budget by factor of more than 100x"), "{got:?}");
         assert!(got[1].starts_with("s.properties[spec].properties[names].items.x-kubernetes-validations[0].rule: Forbidden: estimated rule cost exceeds budget by factor of more than 100x"), "{got:?}");
+    }
+
+    #[test]
+    fn rules_naming_undeclared_fields_do_not_compile() {
+        let bad = with_rule(json!({"type": "object",
+            "properties": {"items": {"type": "array", "maxItems": 4, "items": {"type": "object",
+                "properties": {"name": {"type": "string", "maxLength": 8}}}},
+                "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
+            "x-kubernetes-validations": [
+                {"rule": "has(self.free.anything) || self.items.all(i, i.name != '')"},
+                {"rule": "self.items.all(i, has(i.nmae))"}]}));
+        let got = causes(bad);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(
+            got[0]
+                .starts_with("s.properties[spec].x-kubernetes-validations[1].rule: Invalid value:")
+                && got[0].ends_with("compilation failed: ERROR: <input>: undefined field 'nmae'"),
+            "{got:?}"
+        );
     }
 
     #[test]
