@@ -910,3 +910,41 @@ async fn built_in_kinds_get_strict_field_validation() {
     .await;
     assert_eq!(code, 400);
 }
+
+#[tokio::test]
+async fn a_tightened_schema_ratchets_values_left_alone() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let (_server, client, api) = gadgets().await;
+    api.create(
+        &PostParams::default(),
+        &gadget("g", json!({"size": 8, "name": "abc"})),
+    )
+    .await
+    .unwrap();
+    let crds: Api<CustomResourceDefinition> = Api::all(client);
+    let mut crd =
+        serde_json::to_value(crds.get("gadgets.schema.example.com").await.unwrap()).unwrap();
+    let spec = "/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties";
+    crd.pointer_mut(spec).unwrap()["size"]["maximum"] = json!(5);
+    crds.replace(
+        "gadgets.schema.example.com",
+        &PostParams::default(),
+        &serde_json::from_value(crd).unwrap(),
+    )
+    .await
+    .unwrap();
+    // Writes that leave the now-invalid size alone pass (1.33's validation ratcheting)...
+    let pp = PatchParams::default();
+    api.patch("g", &pp, &Patch::Merge(json!({"spec": {"name": "def"}})))
+        .await
+        .unwrap();
+    // ...a write that changes it must satisfy the new schema.
+    let err = api_error(
+        api.patch("g", &pp, &Patch::Merge(json!({"spec": {"size": 7}})))
+            .await,
+    );
+    assert_eq!(
+        causes(&err),
+        vec!["spec.size: Invalid value: 7: spec.size in body should be less than or equal to 5"]
+    );
+}

@@ -90,6 +90,19 @@ fn has_type(value: &Value, schema: &Value) -> bool {
 fn run_rules(value: &Value, old: Option<&Value>, schema: &Value, path: &str, out: &mut Vec<Cause>) {
     let mut own = schema.clone();
     strip_descendant_rules(&mut own, true);
+    if old == Some(value) {
+        // Ratcheting: an unchanged value is not judged again, except by transition rules.
+        if let Some(rules) = own
+            .get_mut("x-kubernetes-validations")
+            .and_then(Value::as_array_mut)
+        {
+            rules.retain(|r| {
+                r.get("rule")
+                    .and_then(Value::as_str)
+                    .is_some_and(reads_old_self)
+            });
+        }
+    }
     bind_optional_old_self(&mut own, old.is_some());
     let Err(errors) = VALIDATOR.with(|v| v.validate(&own, value, old)) else {
         return;
@@ -110,8 +123,6 @@ fn bind_optional_old_self(schema: &mut Value, has_old: bool) {
     else {
         return;
     };
-    static OLD_SELF: std::sync::LazyLock<regex::Regex> =
-        std::sync::LazyLock::new(|| regex::Regex::new(r"\boldSelf\b").expect("valid pattern"));
     for rule in rules {
         if rule.get("optionalOldSelf").and_then(Value::as_bool) != Some(true) {
             continue;
@@ -130,6 +141,14 @@ fn bind_optional_old_self(schema: &mut Value, has_old: bool) {
             map.remove("optionalOldSelf");
         }
     }
+}
+
+static OLD_SELF: std::sync::LazyLock<regex::Regex> =
+    std::sync::LazyLock::new(|| regex::Regex::new(r"\boldSelf\b").expect("valid pattern"));
+
+/// Whether a rule is a transition rule.
+fn reads_old_self(rule: &str) -> bool {
+    OLD_SELF.is_match(rule)
 }
 
 thread_local! {
@@ -246,6 +265,10 @@ mod tests {
             ),
             vec!["spec: Forbidden: id is immutable"]
         );
+
+        // Ratcheting: an unchanged, already invalid value is not judged again.
+        let both = json!({"spec": {"a": "x", "b": "y"}});
+        assert!(messages(both.clone(), Some(both)).is_empty());
         // Map-list items correlate by key, whatever their position.
         let old = json!({"spec": {"ports": [{"name": "a", "n": 5}, {"name": "b", "n": 1}]}});
         assert_eq!(

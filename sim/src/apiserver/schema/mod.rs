@@ -142,7 +142,7 @@ pub fn admit(
     let unknown = prune::prune(obj, schema, &Inline);
     strict::report(rt, version, &unknown, opts)?;
     default::apply(obj, schema);
-    let mut causes = validate::validate(obj, schema);
+    let mut causes = validate::validate(obj, old, schema);
     causes.extend(cel_rules::evaluate(obj, old, schema));
     if causes.is_empty() {
         return Ok(());

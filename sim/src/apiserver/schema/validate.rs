@@ -9,28 +9,32 @@ use super::path::{child, flag, go_value, index, schema_type, type_name};
 use crate::apiserver::error::Cause;
 use serde_json::Value;
 
-/// Every violation in `obj`, one cause each.
-pub fn validate(obj: &Value, schema: &Value) -> Vec<Cause> {
+/// Every violation in `obj`, one cause each. On updates (`old` is the stored object) values
+/// equal to their correlated old value are not validated again: the real server's validation
+/// ratcheting (GA in 1.33), so a tightened schema does not block writes that leave an old
+/// value alone.
+pub fn validate(obj: &Value, old: Option<&Value>, schema: &Value) -> Vec<Cause> {
     let mut causes = Vec::new();
-    validate_node(obj, schema, "", true, &mut causes);
+    validate_node(obj, old, schema, "", true, &mut causes);
     causes
 }
 
 /// Every violation in a value that is not a whole resource (a `default:` at `path`).
 pub fn validate_value(value: &Value, schema: &Value, path: &str) -> Vec<Cause> {
     let mut causes = Vec::new();
-    validate_node(value, schema, path, false, &mut causes);
+    validate_node(value, None, schema, path, false, &mut causes);
     causes
 }
 
 fn validate_node(
     value: &Value,
+    old: Option<&Value>,
     schema: &Value,
     path: &str,
     is_resource: bool,
     out: &mut Vec<Cause>,
 ) {
-    if value.is_null() && flag(schema, "nullable") {
+    if old == Some(value) || (value.is_null() && flag(schema, "nullable")) {
         return;
     }
     if !type_matches(value, schema, path, out) {
@@ -40,8 +44,8 @@ fn validate_node(
     match value {
         Value::String(s) => check_string(s, schema, path, out),
         Value::Number(_) => check_number(value, schema, path, out),
-        Value::Array(items) => check_array(items, schema, path, out),
-        Value::Object(map) => check_object(map, schema, path, is_resource, out),
+        Value::Array(items) => check_array(items, old, schema, path, out),
+        Value::Object(map) => check_object(map, old, schema, path, is_resource, out),
         _ => {}
     }
     check_junctors(value, schema, path, out);
@@ -336,7 +340,13 @@ fn num(f: f64) -> String {
     }
 }
 
-fn check_array(items: &[Value], schema: &Value, path: &str, out: &mut Vec<Cause>) {
+fn check_array(
+    items: &[Value],
+    old: Option<&Value>,
+    schema: &Value,
+    path: &str,
+    out: &mut Vec<Cause>,
+) {
     let len = items.len() as u64;
     if let Some(max) = u64_of(schema, "maxItems")
         && len > max
@@ -395,8 +405,27 @@ fn check_array(items: &[Value], schema: &Value, path: &str, out: &mut Vec<Cause>
     if let Some(item_schema) = schema.get("items") {
         let embedded = flag(item_schema, "x-kubernetes-embedded-resource");
         for (i, item) in items.iter().enumerate() {
-            validate_node(item, item_schema, &index(path, i), embedded, out);
+            let old_item = correlated_item(item, old, schema);
+            validate_node(item, old_item, item_schema, &index(path, i), embedded, out);
         }
+    }
+}
+
+/// The old item an item stands for: by key in a `map` list, by value in a `set`; items of other
+/// lists are not correlated.
+fn correlated_item<'a>(item: &Value, old: Option<&'a Value>, schema: &Value) -> Option<&'a Value> {
+    let olds = old?.as_array()?;
+    match schema.get("x-kubernetes-list-type").and_then(Value::as_str) {
+        Some("map") => {
+            let keys = schema.get("x-kubernetes-list-map-keys")?.as_array()?;
+            olds.iter().find(|o| {
+                keys.iter()
+                    .filter_map(Value::as_str)
+                    .all(|k| o.get(k) == item.get(k))
+            })
+        }
+        Some("set") => olds.iter().find(|o| *o == item),
+        _ => None,
     }
 }
 
@@ -410,6 +439,7 @@ fn duplicate(path: &str, shown: &str) -> Cause {
 
 fn check_object(
     map: &serde_json::Map<String, Value>,
+    old: Option<&Value>,
     schema: &Value,
     path: &str,
     is_resource: bool,
@@ -464,12 +494,19 @@ fn check_object(
             continue;
         }
         if is_resource && key == "metadata" {
-            check_metadata(v, properties.and_then(|p| p.get("metadata")), &at, out);
+            let old_meta = old.and_then(|o| o.get("metadata"));
+            check_metadata(
+                v,
+                old_meta,
+                properties.and_then(|p| p.get("metadata")),
+                &at,
+                out,
+            );
             continue;
         }
         if let Some(prop) = properties.and_then(|p| p.get(key)).or(additional) {
             let embedded = flag(prop, "x-kubernetes-embedded-resource");
-            validate_node(v, prop, &at, embedded, out);
+            validate_node(v, old.and_then(|o| o.get(key)), prop, &at, embedded, out);
         }
     }
     if is_resource && !path.is_empty() {
@@ -492,13 +529,20 @@ fn check_object(
 
 /// Metadata is ObjectMeta (validated by the generic write path); a schema may only constrain
 /// `name` and `generateName`, and those constraints apply.
-fn check_metadata(meta: &Value, schema: Option<&Value>, path: &str, out: &mut Vec<Cause>) {
+fn check_metadata(
+    meta: &Value,
+    old: Option<&Value>,
+    schema: Option<&Value>,
+    path: &str,
+    out: &mut Vec<Cause>,
+) {
     let Some(properties) = schema.and_then(|s| s.get("properties")) else {
         return;
     };
     for name in ["name", "generateName"] {
         if let (Some(v), Some(s)) = (meta.get(name), properties.get(name)) {
-            validate_node(v, s, &child(path, name), false, out);
+            let old_v = old.and_then(|o| o.get(name));
+            validate_node(v, old_v, s, &child(path, name), false, out);
         }
     }
 }
@@ -511,12 +555,12 @@ fn check_junctors(value: &Value, schema: &Value, path: &str, out: &mut Vec<Cause
     }
     if let Some(all) = schema.get("allOf").and_then(Value::as_array) {
         for s in all {
-            validate_node(value, s, path, false, out);
+            validate_node(value, None, s, path, false, out);
         }
     }
     let passes = |s: &Value| {
         let mut scratch = Vec::new();
-        validate_node(value, s, path, false, &mut scratch);
+        validate_node(value, None, s, path, false, &mut scratch);
         scratch.is_empty()
     };
     if let Some(any) = schema.get("anyOf").and_then(Value::as_array)
@@ -556,6 +600,7 @@ mod tests {
     fn messages(obj: Value, schema: Value) -> Vec<String> {
         validate(
             &obj,
+            None,
             &json!({"type": "object", "properties": {"spec": schema}}),
         )
         .into_iter()
@@ -595,6 +640,21 @@ mod tests {
                 "spec.t: Invalid value: \"yesterday\": spec.t in body must be of type date-time: \"yesterday\"",
             ]
         );
+    }
+
+    #[test]
+    fn unchanged_values_are_not_validated_again() {
+        let schema = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+            "a": {"type": "integer", "minimum": 5}, "b": {"type": "integer", "minimum": 5},
+            "ports": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
+                "items": {"type": "object", "properties": {"name": {"type": "string"}, "n": {"type": "integer", "minimum": 5}}}}}}}});
+        let old = json!({"spec": {"a": 1, "b": 1, "ports": [{"name": "x", "n": 1}, {"name": "y", "n": 1}]}});
+        let new = json!({"spec": {"a": 1, "b": 2, "ports": [{"name": "y", "n": 1}, {"name": "x", "n": 2}]}});
+        let fields: Vec<String> = validate(&new, Some(&old), &schema)
+            .into_iter()
+            .map(|c| c.field)
+            .collect();
+        assert_eq!(fields, vec!["spec.b", "spec.ports[1].n"]);
     }
 
     #[test]
