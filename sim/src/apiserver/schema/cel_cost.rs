@@ -35,7 +35,21 @@ const UNBOUNDED_STRING: u64 = MAX_REQUEST_BYTES - 2;
 
 pub fn check(schema: &Value, at: &str, out: &mut Vec<Cause>) {
     let mut total = 0u64;
-    walk(schema, at, 1, None, &mut total, out);
+    // Rules at the root see only `metadata.name` and `metadata.generateName`.
+    let mut root = schema.clone();
+    if let Some(root_map) = root.as_object_mut() {
+        let properties = root_map
+            .entry("properties")
+            .or_insert_with(|| serde_json::json!({}));
+        if let Some(properties) = properties.as_object_mut() {
+            properties.insert(
+                "metadata".into(),
+                serde_json::json!({"type": "object", "properties": {
+                    "name": {"type": "string"}, "generateName": {"type": "string"}}}),
+            );
+        }
+    }
+    walk(&root, at, 1, None, &mut total, out);
     if total > PER_CRD_LIMIT {
         out.push(Cause {
             reason: "FieldValueForbidden",
@@ -518,11 +532,21 @@ mod tests {
                 {"rule": "self.items.all(i, has(i.nmae))"}]}));
         let got = causes(bad);
         assert_eq!(got.len(), 1, "{got:?}");
+
         assert!(
             got[0]
                 .starts_with("s.properties[spec].x-kubernetes-validations[1].rule: Invalid value:")
                 && got[0].ends_with("compilation failed: ERROR: <input>: undefined field 'nmae'"),
             "{got:?}"
+        );
+        // At the root, metadata offers only name and generateName.
+        let root = json!({"type": "object", "x-kubernetes-validations": [
+            {"rule": "self.metadata.name.startsWith('a')"}, {"rule": "has(self.metadata.labels)"}]});
+        let at_root = causes(root);
+        assert_eq!(at_root.len(), 1, "{at_root:?}");
+        assert!(
+            at_root[0].ends_with("undefined field 'labels'"),
+            "{at_root:?}"
         );
     }
 

@@ -104,10 +104,15 @@ fn run_rules(value: &Value, old: Option<&Value>, schema: &Value, path: &str, out
         }
     }
     bind_optional_old_self(&mut own, old.is_some());
-    let Err(errors) = VALIDATOR.with(|v| v.validate(&own, value, old)) else {
+    let (value, old) = if path.is_empty() {
+        (root_view(value), old.map(root_view))
+    } else {
+        (value.clone(), old.cloned())
+    };
+    let Err(errors) = VALIDATOR.with(|v| v.validate(&own, &value, old.as_ref())) else {
         return;
     };
-    let shown_type = schema_type(schema).unwrap_or(type_name(value));
+    let shown_type = schema_type(schema).unwrap_or(type_name(&value));
     for e in errors.iter() {
         out.push(cause(e, path, shown_type));
     }
@@ -145,6 +150,15 @@ fn bind_optional_old_self(schema: &mut Value, has_old: bool) {
 
 static OLD_SELF: std::sync::LazyLock<regex::Regex> =
     std::sync::LazyLock::new(|| regex::Regex::new(r"\boldSelf\b").expect("valid pattern"));
+
+/// The object as rules at the root see it: of `metadata`, only `name` and `generateName`.
+fn root_view(obj: &Value) -> Value {
+    let mut view = obj.clone();
+    if let Some(meta) = view.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.retain(|k, _| k == "name" || k == "generateName");
+    }
+    view
+}
 
 /// Whether a rule is a transition rule.
 fn reads_old_self(rule: &str) -> bool {
