@@ -802,6 +802,46 @@ spec:
         "{err:?}"
     );
 
+    let control_planes = apply(
+        "controlplane.cluster.x-k8s.io",
+        "v1beta2",
+        "KubeadmControlPlane",
+        "kubeadmcontrolplanes",
+    );
+    let control_plane = r#"
+apiVersion: controlplane.cluster.x-k8s.io/v1beta2
+kind: KubeadmControlPlane
+metadata: {name: demo-cp}
+spec:
+  replicas: 1
+  version: v1.33.1
+  machineTemplate:
+    spec:
+      infrastructureRef: {apiGroup: infrastructure.cluster.x-k8s.io, kind: Beskar7MachineTemplate, name: demo-cp}
+  kubeadmConfigSpec:
+    clusterConfiguration:
+      apiServer:
+        extraArgs:
+        - {name: audit-log-maxage, value: "30"}
+        - {name: audit-log-path, value: /var/log/audit.log}
+"#;
+    control_planes
+        .create(&PostParams::default(), &yaml(control_plane))
+        .await
+        .unwrap();
+    // CAPI's own rule: an argument name appears once.
+    let mut twice = yaml(control_plane);
+    twice.metadata.name = Some("twice".into());
+    twice.data["spec"]["kubeadmConfigSpec"]["clusterConfiguration"]["apiServer"]["extraArgs"][1]
+        ["name"] = json!("audit-log-maxage");
+    let err = api_error(control_planes.create(&PostParams::default(), &twice).await);
+    assert_eq!(
+        causes(&err),
+        vec![
+            "spec.kubeadmConfigSpec.clusterConfiguration.apiServer.extraArgs: Invalid value: \"array\": extraArgs name must be unique"
+        ]
+    );
+
     let certificates = apply("cert-manager.io", "v1", "Certificate", "certificates");
     let certificate = r#"
 apiVersion: cert-manager.io/v1
