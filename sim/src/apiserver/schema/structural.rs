@@ -269,20 +269,23 @@ fn value_validation(s: &Value, int_or_string: bool, at: &str, out: &mut Vec<Caus
         && s.pointer("/allOf/0/anyOf")
             .is_some_and(is_int_or_string_any_of);
     for junctor in ["allOf", "anyOf", "oneOf"] {
-        for (i, nested_schema) in s
+        if junctor == "anyOf" && skip_any_of {
+            continue;
+        }
+        let branches = s
             .get(junctor)
             .and_then(Value::as_array)
             .into_iter()
-            .flatten()
-            .enumerate()
-        {
-            let skip = (junctor == "anyOf" && skip_any_of)
-                || (junctor == "allOf" && i == 0 && skip_first_all_of);
-            let nested_at = format!("{at}.{junctor}[{i}]");
-            if junctor == "anyOf" && skip_any_of {
-                continue;
-            }
-            nested(nested_schema, skip, &nested_at, out);
+            .flatten();
+        for (i, nested_schema) in branches.enumerate() {
+            // The first allOf of the int-or-string idiom carries the idiom's anyOf.
+            let skip_inner_any_of = junctor == "allOf" && i == 0 && skip_first_all_of;
+            nested(
+                nested_schema,
+                skip_inner_any_of,
+                &format!("{at}.{junctor}[{i}]"),
+                out,
+            );
         }
     }
     if let Some(not) = s.get("not") {

@@ -112,7 +112,14 @@ fn check_enum(value: &Value, schema: &Value, path: &str, out: &mut Vec<Cause>) {
     if allowed.contains(value) {
         return;
     }
-    let supported: Vec<String> = allowed.iter().map(go_value).collect();
+    // apiextensions prints each allowed value with `%v`, then quotes it: `"1"`, `"red"`.
+    let supported: Vec<String> = allowed
+        .iter()
+        .map(|v| match v {
+            Value::String(s) => format!("{s:?}"),
+            other => format!("{:?}", other.to_string()),
+        })
+        .collect();
     out.push(Cause {
         reason: "FieldValueNotSupported",
         field: path.to_string(),
@@ -639,6 +646,18 @@ mod tests {
                 "spec.s: Unsupported value: \"c\": supported values: \"a\", \"b\"",
                 "spec.t: Invalid value: \"yesterday\": spec.t in body must be of type date-time: \"yesterday\"",
             ]
+        );
+    }
+
+    #[test]
+    fn numeric_enums_list_their_values_quoted() {
+        let got = messages(
+            json!({"spec": {"e": 3}}),
+            json!({"type": "object", "properties": {"e": {"type": "integer", "enum": [1, 2]}}}),
+        );
+        assert_eq!(
+            got,
+            vec!["spec.e: Unsupported value: 3: supported values: \"1\", \"2\""]
         );
     }
 
