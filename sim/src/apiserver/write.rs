@@ -325,6 +325,8 @@ impl State {
 
         let mut next = match sub {
             Subresource::Status => {
+                // Unknown fields anywhere in the body count, though only .status is used.
+                schema::prune_request(rt, version, &mut new, opts)?;
                 // Only .status is taken from the request; metadata and spec stay as they are.
                 let mut next = (*current).clone();
                 match new.get("status") {

@@ -988,3 +988,40 @@ async fn a_tightened_schema_ratchets_values_left_alone() {
         vec!["spec.size: Invalid value: 7: spec.size in body should be less than or equal to 5"]
     );
 }
+
+#[tokio::test]
+async fn status_writes_report_unknown_fields_anywhere_in_the_body() {
+    let (server, _client, api) = gadgets().await;
+    api.create(&PostParams::default(), &gadget("g", json!({"size": 1})))
+        .await
+        .unwrap();
+    let body = r#"{"spec": {"bogus": 1}, "status": {"phase": "Ready", "junk": 2}}"#;
+    let uri = format!("{GADGETS}/g/status");
+    let (code, _, status) = send(
+        &server,
+        "PATCH",
+        &format!("{uri}?fieldValidation=Strict"),
+        "application/merge-patch+json",
+        body,
+    )
+    .await;
+    assert_eq!(code, 400);
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("unknown field \"spec.bogus\", unknown field \"status.junk\""),
+        "{status}"
+    );
+    let (code, warnings, written) =
+        send(&server, "PATCH", &uri, "application/merge-patch+json", body).await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        warnings,
+        vec![
+            "299 - \"unknown field \\\"spec.bogus\\\"\"",
+            "299 - \"unknown field \\\"status.junk\\\"\"",
+        ]
+    );
+    assert_eq!(written["status"], json!({"phase": "Ready"}));
+}

@@ -114,6 +114,34 @@ pub fn version_schema<'a>(crd: &'a Value, version: &str) -> Option<&'a Value> {
         .pointer("/schema/openAPIV3Schema")
 }
 
+/// The schema of a custom resource at the version the request addressed, else at the stored
+/// version (in-process writes name none).
+fn custom_schema<'a>(rt: &'a ResourceType, version: &str) -> Option<&'a Value> {
+    let crd = rt.crd.as_ref()?;
+    version_schema(crd, version)
+        .or_else(|| version_schema(crd, rt.preferred_version()))
+        .filter(|s| s.is_object())
+}
+
+/// Steps 1 and 2 alone: drops the undeclared fields of a request's object and reports them.
+/// A `/status` write runs this on the whole body it was sent (the real server decodes all of
+/// it, spec included) before taking only `.status` from it.
+pub fn prune_request(
+    rt: &ResourceType,
+    version: &str,
+    obj: &mut Value,
+    opts: &WriteOptions,
+) -> ApiResult<()> {
+    let unknown = match custom_schema(rt, version) {
+        Some(schema) => prune::prune(obj, schema, &Inline),
+        None => match builtin::root_schema(obj) {
+            Some(schema) => prune::prune(obj, schema, &builtin::Builtin(SchemaSet::builtin())),
+            None => Vec::new(),
+        },
+    };
+    strict::report(rt, version, &unknown, opts)
+}
+
 /// Prunes, defaults and validates a custom resource about to be stored, against the schema of
 /// the version the request addressed. `old` is the stored object on updates (for transition
 /// rules). Unknown fields are reported per `opts.field_validation`.
@@ -124,23 +152,11 @@ pub fn admit(
     old: Option<&Value>,
     opts: &WriteOptions,
 ) -> ApiResult<()> {
-    let Some(crd) = &rt.crd else {
+    prune_request(rt, version, obj, opts)?;
+    let Some(schema) = custom_schema(rt, version) else {
         // Built-in kinds: unknown fields only (what decoding into the Go types drops).
-        if let Some(schema) = builtin::root_schema(obj) {
-            let unknown = prune::prune(obj, schema, &builtin::Builtin(SchemaSet::builtin()));
-            strict::report(rt, version, &unknown, opts)?;
-        }
         return Ok(());
     };
-    // The request's version when the CRD declares it, else the stored one (in-process writes).
-    let schema = version_schema(crd, version)
-        .or_else(|| version_schema(crd, rt.preferred_version()))
-        .filter(|s| s.is_object());
-    let Some(schema) = schema else {
-        return Ok(());
-    };
-    let unknown = prune::prune(obj, schema, &Inline);
-    strict::report(rt, version, &unknown, opts)?;
     default::apply(obj, schema);
     let mut causes = validate::validate(obj, old, schema);
     causes.extend(cel_rules::evaluate(obj, old, schema));

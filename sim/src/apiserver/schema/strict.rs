@@ -37,11 +37,12 @@ impl FieldValidation {
 pub struct Warnings(Arc<Mutex<Vec<String>>>);
 
 impl Warnings {
+    /// Adds a warning once: the real server sends each distinct warning of a request once.
     pub fn push(&self, warning: String) {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(warning);
+        let mut warnings = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if !warnings.contains(&warning) {
+            warnings.push(warning);
+        }
     }
 
     pub fn take(&self) -> Vec<String> {
