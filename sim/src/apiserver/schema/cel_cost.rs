@@ -144,6 +144,23 @@ fn check_rule(
         });
         return;
     }
+    if let Some(reason) = rule.get("reason").and_then(Value::as_str)
+        && !matches!(
+            reason,
+            "FieldValueDuplicate"
+                | "FieldValueForbidden"
+                | "FieldValueInvalid"
+                | "FieldValueRequired"
+        )
+    {
+        out.push(Cause {
+            reason: "FieldValueNotSupported",
+            field: format!("{at}.reason"),
+            message: format!(
+                "Unsupported value: {reason:?}: supported values: \"FieldValueDuplicate\", \"FieldValueForbidden\", \"FieldValueInvalid\", \"FieldValueRequired\""
+            ),
+        });
+    }
     let program = match Program::compile(text) {
         Ok(p) => p,
         Err(e) => {
@@ -555,11 +572,12 @@ mod tests {
         let bad = with_rule(json!({"type": "object", "properties": {
             "list": {"type": "array", "maxItems": 4, "items": {"type": "string", "maxLength": 8,
                 "x-kubernetes-validations": [{"rule": "self == oldSelf"}]}}},
-            "x-kubernetes-validations": [{"rule": "self.a >"}]}));
+            "x-kubernetes-validations": [{"rule": "self.a >"}, {"rule": "true", "reason": "Nope"}]}));
         let got = causes(bad);
+        assert!(got.contains(&"s.properties[spec].x-kubernetes-validations[1].reason: Unsupported value: \"Nope\": supported values: \"FieldValueDuplicate\", \"FieldValueForbidden\", \"FieldValueInvalid\", \"FieldValueRequired\"".to_string()), "{got:?}");
         assert!(got[0].contains("x-kubernetes-validations[0].rule: Invalid value: apiextensions.ValidationRule{Rule:\"self.a >\""), "{got:?}");
         assert_eq!(
-            got[1],
+            got[2],
             "s.properties[spec].properties[list].items.x-kubernetes-validations[0].rule: Invalid value: \"self == oldSelf\": oldSelf cannot be used on the uncorrelatable portion of the schema within s.properties[spec].properties[list]"
         );
     }

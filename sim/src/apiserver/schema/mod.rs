@@ -12,8 +12,9 @@
 //! 4. `x-kubernetes-validations` CEL rules run, transition rules only with an old object
 //!    ([`cel_rules`]).
 //!
-//! Every failure of steps 3 and 4 is one `Cause`; they all go into one 422, and nothing is
-//! written. Built-in kinds get step 1 only, against k8s-openapi's schemas ([`builtin`]).
+//! On updates, values equal to their old value are not validated again (the real server's
+//! ratcheting). Every failure of steps 3 and 4 is one `Cause`; they all go into one 422, and
+//! nothing is written. Built-in kinds get step 1 only, against k8s-openapi's schemas ([`builtin`]).
 //! See docs/sim-apiserver-schemas.md.
 
 mod builtin;
