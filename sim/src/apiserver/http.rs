@@ -4,6 +4,7 @@
 use super::error::{ApiError, ApiResult};
 use super::resources::ResourceType;
 use super::routes::{ResourcePath, Route, parse};
+use super::schema::{FieldValidation, strict};
 use super::selector::{FieldSelector, LabelSelector};
 use super::shape::Shape;
 use super::watch::{self, WatchRequest};
@@ -225,13 +226,14 @@ impl Query {
     }
 
     fn write_options(&self, headers: &HeaderMap) -> ApiResult<WriteOptions> {
-        if let Some(v) = self.get("fieldValidation")
-            && !matches!(v, "Strict" | "Warn" | "Ignore")
-        {
-            return Err(ApiError::bad_request(format!(
-                "fieldValidation parameter unsupported: {v:?}; supported values are \"Ignore\", \"Warn\" and \"Strict\""
-            )));
-        }
+        let field_validation = match self.get("fieldValidation") {
+            None => FieldValidation::default(),
+            Some(v) => FieldValidation::parse(v).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "fieldValidation parameter unsupported: {v:?}; supported values are \"Ignore\", \"Warn\" and \"Strict\""
+                ))
+            })?,
+        };
         let field_manager = self.get("fieldManager").map(str::to_string);
         if field_manager.as_ref().is_some_and(|m| m.len() > 128) {
             return Err(ApiError::bad_request(
@@ -245,6 +247,8 @@ impl Query {
                 .get(header::USER_AGENT)
                 .and_then(|ua| ua.to_str().ok())
                 .map(str::to_string),
+            field_validation,
+            ..WriteOptions::default()
         })
     }
 
@@ -342,20 +346,29 @@ async fn resource(
             Ok(bytes_response(StatusCode::OK, body))
         }
         ("POST", None) => {
-            let obj = decode_object(headers, body).await?;
-            let opts = query.write_options(headers)?;
+            let (obj, duplicate_fields) = decode_object(headers, body).await?;
+            let opts = WriteOptions {
+                duplicate_fields,
+                ..query.write_options(headers)?
+            };
             let created = server
                 .store
                 .lock()
                 .create(&rt, version, namespace, obj, &opts)?;
-            Ok(json_response(
-                StatusCode::CREATED,
-                &view::at_version(&created, &rt, version),
+            Ok(with_warnings(
+                json_response(
+                    StatusCode::CREATED,
+                    &view::at_version(&created, &rt, version),
+                ),
+                &opts,
             ))
         }
         ("PUT", Some(_)) => {
-            let obj = decode_object(headers, body).await?;
-            let opts = query.write_options(headers)?;
+            let (obj, duplicate_fields) = decode_object(headers, body).await?;
+            let opts = WriteOptions {
+                duplicate_fields,
+                ..query.write_options(headers)?
+            };
             let written = server
                 .store
                 .lock()
@@ -365,14 +378,17 @@ async fn resource(
             } else {
                 StatusCode::OK
             };
-            Ok(json_response(
-                code,
-                &view::at_version(&written.object, &rt, version),
+            Ok(with_warnings(
+                json_response(code, &view::at_version(&written.object, &rt, version)),
+                &opts,
             ))
         }
         ("PATCH", Some(_)) => {
-            let patch = decode_patch(&rt, headers, query, body).await?;
-            let opts = query.write_options(headers)?;
+            let (patch, duplicate_fields) = decode_patch(&rt, headers, query, body).await?;
+            let opts = WriteOptions {
+                duplicate_fields,
+                ..query.write_options(headers)?
+            };
             if matches!(patch.kind, PatchKind::Apply { .. }) && opts.field_manager.is_none() {
                 return Err(ApiError::invalid(
                     "meta.k8s.io",
@@ -394,9 +410,9 @@ async fn resource(
             } else {
                 StatusCode::OK
             };
-            Ok(json_response(
-                code,
-                &view::at_version(&written.object, &rt, version),
+            Ok(with_warnings(
+                json_response(code, &view::at_version(&written.object, &rt, version)),
+                &opts,
             ))
         }
         ("DELETE", Some(_)) => {
@@ -524,8 +540,20 @@ async fn read_body(body: Body) -> ApiResult<axum::body::Bytes> {
     })
 }
 
-/// Decodes a create or update body: JSON, or YAML as the real server also accepts.
-async fn decode_object(headers: &HeaderMap, body: Body) -> ApiResult<Value> {
+/// One `Warning: 299 - "…"` header per warning the write collected (unknown fields under
+/// `fieldValidation=Warn`), as the real server sends them.
+fn with_warnings(mut response: Response, opts: &WriteOptions) -> Response {
+    for warning in opts.warnings.take() {
+        if let Ok(value) = HeaderValue::from_str(&format!("299 - {warning:?}")) {
+            response.headers_mut().append(header::WARNING, value);
+        }
+    }
+    response
+}
+
+/// Decodes a create or update body: JSON, or YAML as the real server also accepts; with the
+/// keys a JSON body repeats.
+async fn decode_object(headers: &HeaderMap, body: Body) -> ApiResult<(Value, Vec<String>)> {
     let media = media_type(headers);
     let bytes = read_body(body).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -535,8 +563,9 @@ async fn decode_object(headers: &HeaderMap, body: Body) -> ApiResult<Value> {
     }
     match media.as_str() {
         "" | "application/json" | "*/*" => serde_json::from_slice(&bytes)
+            .map(|v| (v, strict::duplicate_fields(&bytes)))
             .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}"))),
-        "application/yaml" => parse_yaml(&bytes),
+        "application/yaml" => parse_yaml(&bytes).map(|v| (v, Vec::new())),
         other => Err(ApiError::unsupported_media_type(other)),
     }
 }
@@ -553,7 +582,7 @@ async fn decode_patch(
     headers: &HeaderMap,
     query: &Query,
     body: Body,
-) -> ApiResult<PatchBody> {
+) -> ApiResult<(PatchBody, Vec<String>)> {
     let media = media_type(headers);
     let kind = match media.as_str() {
         "application/merge-patch+json" => PatchKind::Merge,
@@ -590,7 +619,14 @@ async fn decode_patch(
         _ => serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?,
     };
-    Ok(PatchBody { kind, body: patch })
+    // Repeated keys in a merge or apply patch are the request's own; a JSON Patch is a list of
+    // operations, whose keys are the operations'.
+    let duplicates = if matches!(kind, PatchKind::Json) {
+        Vec::new()
+    } else {
+        strict::duplicate_fields(&bytes)
+    };
+    Ok((PatchBody { kind, body: patch }, duplicates))
 }
 
 async fn decode_delete_options(query: &Query, body: Body) -> ApiResult<DeleteOptions> {

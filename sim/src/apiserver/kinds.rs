@@ -39,11 +39,13 @@ pub fn prepare(
         obj["metadata"]["labels"]["kubernetes.io/metadata.name"] = Value::String(name);
     } else if is(rt, ("", "services")) {
         prepare_service(state, obj, old);
-    } else if is(rt, CRDS)
-        && let Err(causes) = resource_type_from_crd(obj)
-    {
-        let name = str_at(obj, "/metadata/name").unwrap_or_default();
-        return Err(ApiError::invalid(&rt.group, &rt.kind, name, causes));
+    } else if is(rt, CRDS) {
+        let mut causes = resource_type_from_crd(obj).err().unwrap_or_default();
+        causes.extend(super::schema::crd_schema_causes(obj));
+        if !causes.is_empty() {
+            let name = str_at(obj, "/metadata/name").unwrap_or_default();
+            return Err(ApiError::invalid(&rt.group, &rt.kind, name, causes));
+        }
     }
     Ok(())
 }

@@ -20,6 +20,7 @@ mod patch;
 mod rbac;
 pub mod resources;
 mod routes;
+pub mod schema;
 pub mod selector;
 mod shape;
 mod smp;

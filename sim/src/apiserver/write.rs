@@ -7,6 +7,7 @@ use super::kinds;
 use super::merge_keys::Shape;
 use super::patch::{json_patch, merge_patch};
 use super::resources::{ResourceType, validate_name};
+use super::schema;
 use super::selector::{FieldSelector, LabelSelector};
 use super::smp::strategic_merge;
 use super::ssa;
@@ -28,6 +29,12 @@ pub struct WriteOptions {
     pub field_manager: Option<String>,
     /// The request's User-Agent: without `fieldManager`, its program name is the manager.
     pub user_agent: Option<String>,
+    /// What unknown and duplicate fields do (`fieldValidation`).
+    pub field_validation: schema::FieldValidation,
+    /// Keys the request body repeats (`spec.size`), found before decoding kept the last one.
+    pub duplicate_fields: Vec<String>,
+    /// Filled by the write: the response's `Warning` headers.
+    pub warnings: schema::Warnings,
 }
 
 impl WriteOptions {
@@ -190,6 +197,7 @@ impl State {
             // Status is written only through /status; on create the real server drops it.
             obj.as_object_mut().expect("object").remove("status");
         }
+        schema::admit(rt, version, &mut obj, None, opts)?;
         kinds::prepare(self, rt, &mut obj, None)?;
         record_ownership(
             rt,
@@ -356,6 +364,7 @@ impl State {
         self.write_update(rt, version, key, current, patched, sub, opts, ownership)
     }
 
+    // `version` is the one the request addressed: custom resources validate against its schema.
     #[allow(clippy::too_many_arguments)]
     fn write_update(
         &mut self,
@@ -419,6 +428,8 @@ impl State {
 
         let mut next = match sub {
             Subresource::Status => {
+                // Unknown fields anywhere in the body count, though only .status is used.
+                schema::prune_request(rt, version, &mut new, opts)?;
                 // Only .status is taken from the request; metadata and spec stay as they are.
                 let mut next = (*current).clone();
                 match new.get("status") {
@@ -466,6 +477,7 @@ impl State {
         };
         validate_metadata(rt, &next)?;
         check_finalizers_while_deleting(rt, &current, &next)?;
+        schema::admit(rt, version, &mut next, Some(&current), opts)?;
         kinds::prepare(self, rt, &mut next, Some(&current))?;
 
         next["metadata"]["resourceVersion"] = Value::String(current_rv);

@@ -8,6 +8,7 @@ mod patches;
 mod rbac;
 mod representations;
 mod runtime;
+mod schema;
 mod semantics;
 mod smp;
 mod ssa;

@@ -299,3 +299,62 @@ def test_finalizer_holds_deletion_until_removed(custom, widget_crd, namespace):
         widgets(custom, "get_namespaced_custom_object", namespace, "held")
     assert err.value.status == 404
     assert status_of(err.value)["reason"] == "NotFound"
+
+
+# --- CRD schemas ------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def gauge_crd(api_client):
+    """gauges.example.com/v1: a typed schema with a default, a bound and a CEL rule."""
+    ext = client.ApiextensionsV1Api(api_client)
+    ext.create_custom_resource_definition({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "gauges.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+                 "names": {"plural": "gauges", "singular": "gauge", "kind": "Gauge", "listKind": "GaugeList"},
+                 "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                     "type": "object", "properties": {"spec": {
+                         "type": "object",
+                         "x-kubernetes-validations": [{"rule": "self.min <= self.max", "message": "min must not exceed max"}],
+                         "properties": {"min": {"type": "integer", "minimum": 0, "default": 0},
+                                        "max": {"type": "integer"}}}}}}}]},
+    })
+    deadline = time.monotonic() + 10
+    while not any(c.type == "Established" and c.status == "True"
+                  for c in (ext.read_custom_resource_definition("gauges.example.com").status.conditions or [])):
+        assert time.monotonic() < deadline, "gauges.example.com not Established"
+        time.sleep(0.1)
+    return "gauges.example.com"
+
+
+def gauges(custom, method, namespace, *args, **kwargs):
+    return getattr(custom, method)("example.com", "v1", namespace, "gauges", *args, **kwargs)
+
+
+def test_custom_objects_are_pruned_defaulted_and_validated(custom, gauge_crd, namespace):
+    # A real server drops fields the schema does not declare and fills in defaults.
+    created = gauges(custom, "create_namespaced_custom_object", namespace, {
+        "apiVersion": "example.com/v1", "kind": "Gauge", "metadata": {"name": "g"},
+        "spec": {"max": 5, "colour": "red"}})
+    assert created["spec"] == {"min": 0, "max": 5}
+
+    # OpenAPI and CEL violations come back together as one 422 with a cause each.
+    with pytest.raises(ApiException) as err:
+        gauges(custom, "create_namespaced_custom_object", namespace, {
+            "apiVersion": "example.com/v1", "kind": "Gauge", "metadata": {"name": "bad"},
+            "spec": {"min": -1, "max": -2}})
+    assert err.value.status == 422
+    causes = {(c["field"], c["message"]) for c in status_of(err.value)["details"]["causes"]}
+    assert causes == {
+        ("spec.min", "Invalid value: -1: spec.min in body should be greater than or equal to 0"),
+        ("spec", 'Invalid value: "object": min must not exceed max'),
+    }
+
+    # fieldValidation=Strict turns the unknown field into a 400.
+    with pytest.raises(ApiException) as err:
+        gauges(custom, "create_namespaced_custom_object", namespace, {
+            "apiVersion": "example.com/v1", "kind": "Gauge", "metadata": {"name": "strict"},
+            "spec": {"max": 1, "colour": "red"}}, field_validation="Strict")
+    assert err.value.status == 400
+    assert 'strict decoding error: unknown field "spec.colour"' in status_of(err.value)["message"]
