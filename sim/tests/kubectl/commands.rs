@@ -169,14 +169,14 @@ async fn get_evaluates_condition_filters_label_keys_and_typed_columns(k: Kubectl
         &kube::api::ApiResource::from_gvk(&gvk),
     );
     let conditions = json!([
-        {"type": "HostClaimed", "status": "True", "reason": "Claimed", "lastTransitionTime": "2026-01-01T00:00:00Z"},
-        {"type": "Ready", "status": "False", "reason": "Provisioning", "lastTransitionTime": "2026-01-01T00:00:00Z"}
+        {"type": "HostClaimed", "status": "True", "reason": "Claimed", "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"},
+        {"type": "Ready", "status": "False", "reason": "Deploying", "message": "the agent is writing the image", "lastTransitionTime": "2026-01-01T00:00:00Z"}
     ]);
     machines
         .patch_status(
             "worker-01",
             &PatchParams::default(),
-            &Patch::Merge(json!({"status": {"phase": "Provisioning", "conditions": conditions}})),
+            &Patch::Merge(json!({"status": {"phase": "Deploying", "conditions": conditions}})),
         )
         .await
         .unwrap();
@@ -186,12 +186,12 @@ async fn get_evaluates_condition_filters_label_keys_and_typed_columns(k: Kubectl
         table[0],
         ["NAME", "CLUSTER", "PHASE", "READY", "PROVIDERID", "AGE"]
     );
-    assert_eq!(table[1][..4], ["worker-01", "lab", "Provisioning", "False"]);
+    assert_eq!(table[1][..4], ["worker-01", "lab", "Deploying", "False"]);
     assert!(column(&out, "PROVIDERID")[0].is_empty());
     let out = k.ok(&["get", "b7m", "-o", "wide"]).await;
     let header = &rows(&out)[0];
     assert_eq!(header[header.len() - 2..], ["REASON", "AGE"]);
-    assert_eq!(column(&out, "REASON"), ["Provisioning"]);
+    assert_eq!(column(&out, "REASON"), ["Deploying"]);
 
     let out = k.ok(&["get", "beskar7clusters"]).await;
     let table = rows(&out);
