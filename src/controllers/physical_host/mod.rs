@@ -122,9 +122,21 @@ pub async fn run(
     let store = controller.store();
     let readiness = store.clone();
     tokio::spawn(async move {
-        if readiness.wait_until_ready().await.is_ok() {
-            ready.store(true, Ordering::Relaxed);
-            tracing::info!("PhysicalHost cache synced");
+        // kube-runtime 5's store readiness is a oneshot behind a mutex that remembers only the
+        // last poller's waker; the controller's own runner also waits on it, so a single
+        // `wait_until_ready().await` here may never be woken. Re-poll it instead.
+        loop {
+            match tokio::time::timeout(Duration::from_millis(200), readiness.wait_until_ready())
+                .await
+            {
+                Ok(Ok(())) => {
+                    ready.store(true, Ordering::Relaxed);
+                    tracing::info!("PhysicalHost cache synced");
+                    return;
+                }
+                Ok(Err(_)) => return,
+                Err(_) => continue,
+            }
         }
     });
     // A Secret event names the hosts that reference it (from the host cache): the Secret's

@@ -41,6 +41,33 @@ pub fn now() -> Time {
     Time(k8s_openapi::jiff::Timestamp::from_second(t.as_second()).unwrap_or(t))
 }
 
+/// The owned fields, as JSON, with an explicit `null` for each one that is unset. Under apply
+/// semantics an omitted field that this manager owned is removed anyway, and a null means the
+/// same; an API server that merges instead (an older emulator) then also removes it, so a
+/// recovered host never keeps a stale errorMessage.
+fn with_explicit_nulls(desired: &PhysicalHostStatus) -> serde_json::Value {
+    let mut v = serde_json::to_value(desired).unwrap_or_else(|_| json!({}));
+    if let Some(map) = v.as_object_mut() {
+        for field in OWNED_FIELDS {
+            map.entry(field).or_insert(serde_json::Value::Null);
+        }
+    }
+    v
+}
+
+/// The JSON names of the fields [`owned`] keeps.
+const OWNED_FIELDS: [&str; 9] = [
+    "state",
+    "observedPowerState",
+    "errorMessage",
+    "hardwareDetails",
+    "macAddresses",
+    "enrolledAt",
+    "lastStateChange",
+    "observedGeneration",
+    "conditions",
+];
+
 /// Applies `desired` when it differs from the host's owned status. Returns whether it wrote.
 pub async fn apply(
     api: &Api<PhysicalHost>,
@@ -54,7 +81,7 @@ pub async fn apply(
     let body = json!({
         "apiVersion": PhysicalHost::api_version(&()),
         "kind": PhysicalHost::kind(&()),
-        "status": desired,
+        "status": with_explicit_nulls(desired),
     });
     api.patch_status(
         name,
@@ -63,4 +90,20 @@ pub async fn apply(
     )
     .await?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_owned_field_is_sent_even_when_unset() {
+        let v = with_explicit_nulls(&PhysicalHostStatus::default());
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        for f in OWNED_FIELDS {
+            assert!(keys.contains(&f), "{f}");
+        }
+        // Only owned fields: the rest belong to other field managers.
+        assert_eq!(keys.len(), OWNED_FIELDS.len(), "{keys:?}");
+    }
 }

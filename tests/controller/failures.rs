@@ -1,0 +1,260 @@
+//! Every enrollment failure puts the host in Error with its own condition reason and a message
+//! naming the cause (never the password); fixing the cause recovers the host, and a Secret
+//! change wakes it at once (well before the 10 s first backoff).
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use beskar7::api::physical_host::HostState;
+use beskar7_sim::bmc::Fault;
+use k8s_openapi::ByteString;
+use kube::api::{Patch, PatchParams};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use serde_json::json;
+
+use super::{Cluster, Manager, PASSWORD, Server, USER, condition, dead_address, ready};
+
+/// An HTTPS endpoint whose certificate no system root trusts (the Redfish tests' self-signed
+/// CA): the handshake is all it does.
+fn untrusted_tls_address() -> String {
+    let certs =
+        vec![CertificateDer::from_pem_slice(include_bytes!("../redfish/certs/bmc.pem")).unwrap()];
+    let key = PrivateKeyDer::from_pem_slice(include_bytes!("../redfish/certs/bmc.key")).unwrap();
+    let cfg = Arc::new(
+        rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap(),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("https://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let cfg = cfg.clone();
+            std::thread::spawn(move || {
+                let Ok(conn) = rustls::ServerConnection::new(cfg) else {
+                    return;
+                };
+                let mut tls = rustls::StreamOwned::new(conn, stream);
+                let _ = tls.write_all(b"HTTP/1.1 500 x\r\ncontent-length: 0\r\n\r\n");
+            });
+        }
+    });
+    url
+}
+
+/// (host, BMC address, credentials Secret, reason, the condition it makes False, words the
+/// message must contain).
+type Case<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+);
+
+fn in_error_with(
+    reason: &'static str,
+) -> impl Fn(&beskar7::api::physical_host::PhysicalHost) -> bool {
+    move |h| h.state() == Some(HostState::Error) && ready(h).is_some_and(|r| r.1 == reason)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_failure_has_its_reason_and_fixing_it_recovers_the_host() {
+    let cluster = Cluster::start().await;
+    let good = Server::generic().await;
+    let garbage = Server::generic().await;
+    garbage.bmc.inject(Fault::Garbage, 100_000);
+    let tls = untrusted_tls_address();
+    let dead = dead_address();
+    cluster
+        .secret(
+            "default",
+            "good",
+            &[("username", USER), ("password", PASSWORD)],
+        )
+        .await;
+    cluster
+        .secret("default", "nokey", &[("username", USER)])
+        .await;
+    cluster
+        .secret(
+            "default",
+            "wrong",
+            &[("username", USER), ("password", "not-the-password")],
+        )
+        .await;
+    let manager = Manager::start(&cluster, &[]).await;
+
+    let cases: [Case; 6] = [
+        (
+            "missing-secret",
+            &good.url,
+            "absent",
+            "CredentialsSecretNotFound",
+            "CredentialsValid",
+            &["\"absent\"", "not found"],
+        ),
+        (
+            "missing-key",
+            &good.url,
+            "nokey",
+            "CredentialsKeyMissing",
+            "CredentialsValid",
+            &["\"nokey\"", "\"password\""],
+        ),
+        (
+            "unreachable",
+            &dead,
+            "good",
+            "BMCUnreachable",
+            "BMCReachable",
+            &["unreachable", "127.0.0.1"],
+        ),
+        ("tls", &tls, "good", "TLSError", "BMCReachable", &["TLS"]),
+        (
+            "auth",
+            &good.url,
+            "wrong",
+            "AuthenticationFailed",
+            "CredentialsValid",
+            &["rejected the credentials"],
+        ),
+        (
+            "garbage",
+            &garbage.url,
+            "good",
+            "InvalidBMCResponse",
+            "Enrolled",
+            &["invalid payload"],
+        ),
+    ];
+    for (name, address, secret, ..) in cases {
+        cluster
+            .host("default", name, address, secret, json!({}))
+            .await;
+    }
+    for (name, _, _, reason, false_condition, words) in cases {
+        let h = cluster
+            .wait_host("default", name, reason, in_error_with(reason))
+            .await;
+        let (status, r, message) = condition(&h, false_condition).expect("condition");
+        assert_eq!((status.as_str(), r.as_str()), ("False", reason), "{name}");
+        let error = h
+            .status
+            .as_ref()
+            .unwrap()
+            .error_message
+            .clone()
+            .unwrap_or_default();
+        assert_eq!(
+            error, message,
+            "{name}: errorMessage is the condition's message"
+        );
+        for w in words {
+            assert!(message.contains(w), "{name}: {message:?} lacks {w:?}");
+        }
+        assert!(
+            !message.contains(PASSWORD) && !message.contains("not-the-password"),
+            "{name}: {message}"
+        );
+    }
+
+    // Fix each credentials problem: the Secret change wakes the host at once (the first
+    // backoff is 10 s, the resync 10 min).
+    let secrets = cluster.secrets("default");
+    let started = Instant::now();
+    cluster
+        .secret(
+            "default",
+            "absent",
+            &[("username", USER), ("password", PASSWORD)],
+        )
+        .await;
+    let data = |p: &str| json!({"data": {"password": ByteString(p.as_bytes().to_vec())}});
+    secrets
+        .patch(
+            "nokey",
+            &PatchParams::default(),
+            &Patch::Merge(data(PASSWORD)),
+        )
+        .await
+        .unwrap();
+    secrets
+        .patch(
+            "wrong",
+            &PatchParams::default(),
+            &Patch::Merge(data(PASSWORD)),
+        )
+        .await
+        .unwrap();
+    for name in ["missing-secret", "missing-key", "auth"] {
+        let h = cluster
+            .wait_host("default", name, "Available", |h| {
+                h.state() == Some(HostState::Available)
+            })
+            .await;
+        assert_eq!(ready(&h).map(|r| r.0), Some("True".into()), "{name}");
+        assert!(
+            h.status.as_ref().unwrap().hardware_details.is_some(),
+            "{name}"
+        );
+        assert!(h.status.as_ref().unwrap().error_message.is_none(), "{name}");
+    }
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(8),
+        "recovery took {took:?}: not woken by the Secret change"
+    );
+
+    // Reconciles and Redfish requests are counted, by bounded labels only.
+    let (code, metrics) = manager.get("/metrics").await;
+    assert_eq!(code, 200);
+    for needle in [
+        "beskar7_reconcile_total{controller=\"physicalhost\",result=\"success\"}",
+        "beskar7_reconcile_errors_total{controller=\"physicalhost\",reason=\"CredentialsSecretNotFound\"}",
+        "beskar7_redfish_requests_total{operation=\"inventory\",outcome=\"success\"}",
+        "beskar7_redfish_requests_total{operation=\"inventory\",outcome=\"AuthenticationFailed\"}",
+        "beskar7_redfish_operations_total{operation=\"inventory\",outcome=\"TLSError\"}",
+        "beskar7_reconcile_duration_seconds_bucket",
+    ] {
+        assert!(
+            metrics.contains(needle),
+            "{needle} missing from /metrics:\n{metrics}"
+        );
+    }
+    assert!(
+        !metrics.contains("missing-secret") && !metrics.contains("garbage\""),
+        "per-object label"
+    );
+
+    // The password is nowhere: statuses, events, logs.
+    let hosts = cluster
+        .hosts("default")
+        .list(&Default::default())
+        .await
+        .unwrap();
+    let statuses =
+        serde_json::to_string(&hosts.items.iter().map(|h| &h.status).collect::<Vec<_>>()).unwrap();
+    let events = cluster.events_text("default").await;
+    assert!(events.contains("Warning AuthenticationFailed"), "{events}");
+    assert!(events.contains("Normal Recovered"), "{events}");
+    let log = manager.log();
+    for (what, text) in [("status", &statuses), ("events", &events), ("log", &log)] {
+        assert!(
+            !text.contains(PASSWORD) && !text.contains("not-the-password"),
+            "the password leaked into the {what}"
+        );
+    }
+    assert!(
+        log.contains("physicalhost") || log.contains("reconcil"),
+        "the log has the controller's lines"
+    );
+}
