@@ -113,6 +113,14 @@ impl Context {
             .remove(key);
     }
 
+    /// Forgets every discovery whose key starts with `prefix` (a deleted host's uid).
+    pub fn forget_discoveries(&self, prefix: &str) {
+        self.discoveries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|k, _| !k.starts_with(prefix));
+    }
+
     /// Forgets `key`'s failures after a success.
     pub fn reset_backoff(&self, key: &str) {
         self.failures

@@ -239,3 +239,37 @@ async fn deleting_a_host_whose_bmc_is_dead_completes() {
     let events = cluster.events_text("default").await;
     assert!(events.contains("Warning PowerStateUnknown"), "{events}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_an_available_host_touches_no_bmc() {
+    let cluster = Cluster::start().await;
+    let server = Server::generic().await;
+    cluster
+        .secret(
+            "default",
+            "bmc",
+            &[("username", USER), ("password", PASSWORD)],
+        )
+        .await;
+    let _manager = Manager::start(&cluster, &[]).await;
+    cluster
+        .host("default", "h", &server.url, "bmc", json!({}))
+        .await;
+    cluster
+        .wait_host("default", "h", "Available", |h| {
+            h.state() == Some(HostState::Available)
+        })
+        .await;
+    server.bmc.clear_requests();
+    cluster
+        .hosts("default")
+        .delete("h", &DeleteParams::default())
+        .await
+        .unwrap();
+    cluster.wait_deleted("default", "h").await;
+    assert_eq!(
+        server.bmc.requests(),
+        vec![],
+        "a free host is not powered off on deletion"
+    );
+}

@@ -2,7 +2,7 @@
 //! naming the cause (never the password); fixing the cause recovers the host, and a Secret
 //! change wakes it at once (well before the 10 s first backoff).
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,8 +16,8 @@ use serde_json::json;
 
 use super::{Cluster, Manager, PASSWORD, Server, USER, condition, dead_address, ready};
 
-/// An HTTPS endpoint whose certificate no system root trusts (the Redfish tests' self-signed
-/// CA): the handshake is all it does.
+/// An HTTPS endpoint whose certificate no system root trusts (signed by the Redfish tests'
+/// own CA, tests/redfish/certs/ca.pem), answering every request with a non-Redfish body.
 fn untrusted_tls_address() -> String {
     let certs =
         vec![CertificateDer::from_pem_slice(include_bytes!("../redfish/certs/bmc.pem")).unwrap()];
@@ -42,7 +42,22 @@ fn untrusted_tls_address() -> String {
                     return;
                 };
                 let mut tls = rustls::StreamOwned::new(conn, stream);
-                let _ = tls.write_all(b"HTTP/1.1 500 x\r\ncontent-length: 0\r\n\r\n");
+                // Whoever gets through the handshake reads a body that is not Redfish (after
+                // the request was read: closing on an unread request resets the connection).
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let _ = tls.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 8\r\nconnection: close\r\n\r\nnot json",
+                );
+                let _ = tls.flush();
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
             });
         }
     });
@@ -257,4 +272,72 @@ async fn each_failure_has_its_reason_and_fixing_it_recovers_the_host() {
         log.contains("physicalhost") || log.contains("reconcil"),
         "the log has the controller's lines"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ca_bundle_secret_is_trusted_owned_and_watched() {
+    let cluster = Cluster::start().await;
+    let tls = untrusted_tls_address();
+    let ca = std::str::from_utf8(include_bytes!("../redfish/certs/ca.pem")).unwrap();
+    cluster
+        .secret(
+            "default",
+            "bmc",
+            &[("username", USER), ("password", PASSWORD)],
+        )
+        .await;
+    cluster.secret("default", "bmc-ca", &[("ca.crt", ca)]).await;
+    let _manager = Manager::start(&cluster, &[]).await;
+    let with_ca = |name: &str| json!({"redfishConnection": {"caBundleSecretRef": {"name": name}}});
+    cluster
+        .host("default", "trusted", &tls, "bmc", with_ca("bmc-ca"))
+        .await;
+    cluster
+        .host("default", "ca-missing", &tls, "bmc", with_ca("late-ca"))
+        .await;
+
+    // With the CA the handshake succeeds: what fails now is the (non-Redfish) payload.
+    cluster
+        .wait_host(
+            "default",
+            "trusted",
+            "past TLS",
+            in_error_with("InvalidBMCResponse"),
+        )
+        .await;
+    let h = cluster
+        .wait_host(
+            "default",
+            "ca-missing",
+            "CABundleSecretNotFound",
+            in_error_with("CABundleSecretNotFound"),
+        )
+        .await;
+    assert!(ready(&h).unwrap().2.contains("\"late-ca\""));
+
+    // Both Secrets of the trusted host are owned by it.
+    for secret in ["bmc", "bmc-ca"] {
+        let s = cluster.secrets("default").get(secret).await.unwrap();
+        assert!(
+            s.metadata
+                .owner_references
+                .unwrap_or_default()
+                .iter()
+                .any(|o| o.kind == "PhysicalHost" && o.name == "trusted"),
+            "{secret} is not owned by the host"
+        );
+    }
+
+    // Creating the missing CA Secret wakes the host at once.
+    cluster
+        .secret("default", "late-ca", &[("ca.crt", ca)])
+        .await;
+    cluster
+        .wait_host(
+            "default",
+            "ca-missing",
+            "past TLS",
+            in_error_with("InvalidBMCResponse"),
+        )
+        .await;
 }

@@ -354,6 +354,9 @@ async fn publish_events(
 pub async fn cleanup(host: Arc<PhysicalHost>, ctx: Arc<Context>) -> Result<Action, Error> {
     let key = object_key(&host);
     ctx.reset_backoff(&key);
+    if let Some(uid) = host.uid() {
+        ctx.forget_discoveries(&format!("{uid}|"));
+    }
     let state = host.state();
     let active = host.is_claimed()
         || matches!(
