@@ -354,9 +354,6 @@ async fn publish_events(
 pub async fn cleanup(host: Arc<PhysicalHost>, ctx: Arc<Context>) -> Result<Action, Error> {
     let key = object_key(&host);
     ctx.reset_backoff(&key);
-    if let Some(uid) = host.uid() {
-        ctx.forget_discoveries(&format!("{uid}|"));
-    }
     let state = host.state();
     let active = host.is_claimed()
         || matches!(
@@ -372,6 +369,9 @@ pub async fn cleanup(host: Arc<PhysicalHost>, ctx: Arc<Context>) -> Result<Actio
         || status::owned(host.status.as_ref()).state == Some(HostState::Error)
             && deprovision_timed_out(&status::owned(host.status.as_ref()));
     if !active {
+        if let Some(uid) = host.uid() {
+            ctx.forget_discoveries(&format!("{uid}|"));
+        }
         return Ok(Action::await_change());
     }
     let ns = host.namespace().unwrap_or_default();
@@ -417,6 +417,9 @@ pub async fn cleanup(host: Arc<PhysicalHost>, ctx: Arc<Context>) -> Result<Actio
     };
     if let Err(e) = ctx.recorder.publish(&event, &host.object_ref(&())).await {
         tracing::warn!(error = %e, "could not publish an event");
+    }
+    if let Some(uid) = host.uid() {
+        ctx.forget_discoveries(&format!("{uid}|"));
     }
     Ok(Action::await_change())
 }
