@@ -41,18 +41,15 @@ pub fn now() -> Time {
     Time(k8s_openapi::jiff::Timestamp::from_second(t.as_second()).unwrap_or(t))
 }
 
-/// The owned fields, as JSON, with an explicit `null` for each one that is unset. Under apply
-/// semantics an omitted field that this manager owned is removed anyway, and a null means the
-/// same; an API server that merges instead (an older emulator) then also removes it, so a
-/// recovered host never keeps a stale errorMessage.
-fn with_explicit_nulls(desired: &PhysicalHostStatus) -> serde_json::Value {
-    let mut v = serde_json::to_value(desired).unwrap_or_else(|_| json!({}));
-    if let Some(map) = v.as_object_mut() {
-        for field in OWNED_FIELDS {
-            map.entry(field).or_insert(serde_json::Value::Null);
-        }
-    }
-    v
+/// The owned fields set in `current` but unset in `desired`.
+fn removed_fields(current: &PhysicalHostStatus, desired: &PhysicalHostStatus) -> Vec<&'static str> {
+    let (Ok(cur), Ok(des)) = (serde_json::to_value(current), serde_json::to_value(desired)) else {
+        return Vec::new();
+    };
+    OWNED_FIELDS
+        .into_iter()
+        .filter(|f| cur.get(f).is_some() && des.get(f).is_none())
+        .collect()
 }
 
 /// The JSON names of the fields [`owned`] keeps.
@@ -81,7 +78,7 @@ pub async fn apply(
     let body = json!({
         "apiVersion": PhysicalHost::api_version(&()),
         "kind": PhysicalHost::kind(&()),
-        "status": with_explicit_nulls(desired),
+        "status": desired,
     });
     api.patch_status(
         name,
@@ -89,6 +86,23 @@ pub async fn apply(
         &Patch::Apply(&body),
     )
     .await?;
+    // Under apply semantics the fields this manager owned and now omits are gone already (an
+    // explicit null would be rejected by the schema on a real API server). An API server that
+    // merges apply bodies instead (the sim's emulator, before field ownership) keeps them, so
+    // they are removed explicitly with a merge patch; on a real server it changes nothing.
+    let removed = removed_fields(&owned(host.status.as_ref()), desired);
+    if !removed.is_empty() {
+        let nulls: serde_json::Map<String, serde_json::Value> = removed
+            .iter()
+            .map(|f| ((*f).to_owned(), serde_json::Value::Null))
+            .collect();
+        api.patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "status": nulls })),
+        )
+        .await?;
+    }
     Ok(true)
 }
 
@@ -97,13 +111,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_owned_field_is_sent_even_when_unset() {
-        let v = with_explicit_nulls(&PhysicalHostStatus::default());
-        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-        for f in OWNED_FIELDS {
-            assert!(keys.contains(&f), "{f}");
-        }
-        // Only owned fields: the rest belong to other field managers.
-        assert_eq!(keys.len(), OWNED_FIELDS.len(), "{keys:?}");
+    fn fields_that_become_unset_are_found() {
+        let before = PhysicalHostStatus {
+            error_message: Some("down".into()),
+            mac_addresses: vec!["52:54:00:00:00:01".into()],
+            observed_generation: Some(1),
+            ..PhysicalHostStatus::default()
+        };
+        let after = PhysicalHostStatus {
+            observed_generation: Some(2),
+            ..PhysicalHostStatus::default()
+        };
+        assert_eq!(
+            removed_fields(&before, &after),
+            ["errorMessage", "macAddresses"]
+        );
+        assert!(removed_fields(&after, &before).is_empty());
     }
 }
