@@ -108,7 +108,7 @@ async fn each_failure_has_its_reason_and_fixing_it_recovers_the_host() {
         .await;
     let manager = Manager::start(&cluster, &[]).await;
 
-    let cases: [Case; 6] = [
+    let cases: [Case; 7] = [
         (
             "missing-secret",
             &good.url,
@@ -150,11 +150,22 @@ async fn each_failure_has_its_reason_and_fixing_it_recovers_the_host() {
             "Enrolled",
             &["invalid payload"],
         ),
+        (
+            "no-system",
+            &good.url,
+            "good",
+            "SystemNotFound",
+            "Enrolled",
+            &["404", "/redfish/v1/Systems/nope"],
+        ),
     ];
     for (name, address, secret, ..) in cases {
-        cluster
-            .host("default", name, address, secret, json!({}))
-            .await;
+        let extra = if name == "no-system" {
+            json!({"redfishConnection": {"systemPath": "/redfish/v1/Systems/nope"}})
+        } else {
+            json!({})
+        };
+        cluster.host("default", name, address, secret, extra).await;
     }
     for (name, _, _, reason, false_condition, words) in cases {
         let h = cluster

@@ -68,7 +68,10 @@ impl From<&RedfishError> for Failure {
             RedfishError::Timeout { .. } => BMC_TIMEOUT,
             RedfishError::AuthRejected { .. } => AUTHENTICATION_FAILED,
             RedfishError::SessionLimit { .. } => BMC_BUSY,
-            RedfishError::Http { status: 404, .. } => SYSTEM_NOT_FOUND,
+            // The ComputerSystem itself is missing (a wrong systemPath), not some sub-resource.
+            RedfishError::Http {
+                status: 404, path, ..
+            } if is_system_path(path) => SYSTEM_NOT_FOUND,
             RedfishError::Http { .. } => BMC_ERROR,
             RedfishError::InvalidPayload { .. } => INVALID_BMC_RESPONSE,
             RedfishError::NoSystem => SYSTEM_NOT_FOUND,
@@ -85,6 +88,13 @@ impl From<&RedfishError> for Failure {
             retryable: e.is_retryable(),
         }
     }
+}
+
+/// `/redfish/v1/Systems/<id>`, nothing below it.
+fn is_system_path(path: &str) -> bool {
+    path.trim_end_matches('/')
+        .strip_prefix("/redfish/v1/Systems/")
+        .is_some_and(|id| !id.is_empty() && !id.contains('/'))
 }
 
 /// The verdict of one condition: (status, reason, message).
@@ -283,6 +293,21 @@ mod tests {
             detail: "x".into(),
         };
         assert_eq!(Failure::from(&e).reason, INVALID_BMC_RESPONSE);
+        let not_found = |path: &str| RedfishError::Http {
+            method: "GET".into(),
+            path: path.into(),
+            status: 404,
+            message_id: None,
+            message: None,
+        };
+        assert_eq!(
+            Failure::from(&not_found("/redfish/v1/Systems/nope")).reason,
+            SYSTEM_NOT_FOUND
+        );
+        assert_eq!(
+            Failure::from(&not_found("/redfish/v1/Systems/1/EthernetInterfaces")).reason,
+            BMC_ERROR
+        );
         let e = RedfishError::Unreachable {
             address: "a".into(),
             detail: "refused".into(),
