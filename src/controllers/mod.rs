@@ -5,7 +5,7 @@ pub mod physical_host;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
@@ -52,6 +52,11 @@ pub struct Context {
     /// What discovery learned per host connection (paths and auth hints, never credentials),
     /// so an idle check is one GET instead of a rediscovery.
     discoveries: Mutex<HashMap<String, Discovery>>,
+    /// When each host's BMC last answered, and for which spec generation and Secret versions:
+    /// a reconcile that only follows this controller's own status write (or a Secret event that
+    /// changed nothing) then needs no BMC call before the next resync.
+    checked: Mutex<HashMap<String, (Instant, String)>>,
+    digest_keys: std::collections::hash_map::RandomState,
 }
 
 impl Context {
@@ -68,6 +73,8 @@ impl Context {
             bmc_locks: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             discoveries: Mutex::new(HashMap::new()),
+            checked: Mutex::new(HashMap::new()),
+            digest_keys: std::collections::hash_map::RandomState::new(),
         }
     }
 
@@ -119,6 +126,47 @@ impl Context {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .retain(|k, _| !k.starts_with(prefix));
+    }
+
+    /// A keyed hash of the Secrets' data (keys random per process, so it reveals nothing and
+    /// is never stored outside memory): tells whether what the BMC sees changed, while a
+    /// metadata-only change (an owner reference, an annotation) does not count.
+    pub fn secrets_digest(&self, secrets: &[k8s_openapi::api::core::v1::Secret]) -> u64 {
+        use std::hash::{BuildHasher, Hash, Hasher};
+        let mut h = self.digest_keys.build_hasher();
+        for s in secrets {
+            s.metadata.name.hash(&mut h);
+            for (k, v) in s.data.iter().flatten() {
+                k.hash(&mut h);
+                v.0.hash(&mut h);
+            }
+        }
+        h.finish()
+    }
+
+    /// Records that `key`'s BMC answered now, for the inputs summed up in `fingerprint`.
+    pub fn mark_checked(&self, key: &str, fingerprint: String) {
+        self.checked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key.to_owned(), (Instant::now(), fingerprint));
+    }
+
+    /// How long ago `key`'s BMC answered for these same inputs, if it did.
+    pub fn checked_ago(&self, key: &str, fingerprint: &str) -> Option<Duration> {
+        self.checked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .filter(|(_, f)| f == fingerprint)
+            .map(|(at, _)| at.elapsed())
+    }
+
+    pub fn forget_checked(&self, key: &str) {
+        self.checked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
     }
 
     /// Forgets `key`'s failures after a success.

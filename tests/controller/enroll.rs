@@ -83,6 +83,23 @@ async fn hosts_enroll_to_available_with_inventory_macs_and_power() {
         );
     }
 
+    // The reconciles that follow enrollment (its own status write, the owner reference it put
+    // on the Secret) contact no BMC: each answered moments ago for the same spec and Secret.
+    // (A quiet period: what is asserted is that nothing happens.)
+    generic.bmc.clear_requests();
+    ilo.bmc.clear_requests();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        generic.bmc.requests(),
+        vec![],
+        "a follow-up reconcile called the BMC"
+    );
+    assert_eq!(
+        ilo.bmc.requests(),
+        vec![],
+        "a follow-up reconcile called the BMC"
+    );
+
     // The credentials Secret is owned by both hosts (clusterctl move carries it along).
     let secret = cluster.secrets("default").get("bmc").await.unwrap();
     let owners: Vec<_> = secret

@@ -146,15 +146,18 @@ pub fn owner_reference(host: &PhysicalHost) -> Option<OwnerReference> {
 /// Adds the host's owner reference to each Secret that lacks it. A merge patch replaces the
 /// whole list, so it carries the resourceVersion it was computed from: a concurrent change
 /// makes it fail (409) and the reconcile retries, instead of dropping someone's reference.
+///
+/// Each patched Secret in `secrets` is replaced by the patched version, so the caller sees the
+/// resourceVersion its own patch produced.
 pub async fn ensure_owned(
     api: &Api<Secret>,
     host: &PhysicalHost,
-    secrets: &[Secret],
+    secrets: &mut [Secret],
 ) -> kube::Result<()> {
     let Some(reference) = owner_reference(host) else {
         return Ok(());
     };
-    for secret in secrets {
+    for secret in secrets.iter_mut() {
         let mut refs = secret.metadata.owner_references.clone().unwrap_or_default();
         if refs.iter().any(|r| r.uid == reference.uid) {
             continue;
@@ -166,12 +169,13 @@ pub async fn ensure_owned(
                 "ownerReferences": refs,
             }
         });
-        api.patch(
-            &secret.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await?;
+        *secret = api
+            .patch(
+                &secret.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await?;
     }
     Ok(())
 }

@@ -139,52 +139,105 @@ async fn step(
         }
         o
     };
-    let loaded = match credentials::load(secrets, host)
+    let mut loaded = match credentials::load(secrets, host)
         .await
         .map_err(Error::Kube)?
     {
         Ok(s) => s,
         Err(f) => return Ok(bounded(fail(failed_state(state), f))),
     };
-    credentials::ensure_owned(secrets, host, &loaded.secrets)
+    credentials::ensure_owned(secrets, host, &mut loaded.secrets)
         .await
         .map_err(Error::Kube)?;
+    // An idle host whose BMC answered recently for the same spec and Secrets needs no BMC
+    // call: this reconcile follows our own status write or a Secret event that changed
+    // nothing the BMC sees. The resync timer still checks it every interval.
+    let fingerprint = format!(
+        "{}|{}",
+        host.metadata.generation.unwrap_or_default(),
+        ctx.secrets_digest(&loaded.secrets)
+    );
+    let idle = matches!(state, HostState::Available | HostState::InUse);
+    if idle
+        && let Some(ago) = ctx.checked_ago(&key, &fingerprint)
+        && ago < ctx.settings.resync_interval
+    {
+        let mut o = ok(state);
+        o.requeue = ctx.settings.resync_interval - ago;
+        return Ok(o);
+    }
     let conn = match BmcConn::open(ctx, host, loaded) {
         Ok(c) => c,
         Err(f) => return Ok(bounded(fail(failed_state(state), f))),
+    };
+    let outcome = bmc_step(host, ctx, &conn, prev, state).await;
+    if outcome.failure.is_none() {
+        ctx.mark_checked(&key, fingerprint);
+    } else {
+        ctx.forget_checked(&key);
+    }
+    Ok(outcome)
+}
+
+/// The state's BMC operation, holding the BMC's lock.
+async fn bmc_step(
+    host: &PhysicalHost,
+    ctx: &Context,
+    conn: &BmcConn<'_>,
+    prev: &PhysicalHostStatus,
+    state: HostState,
+) -> Outcome {
+    let key = object_key(host);
+    let claimed = host.is_claimed();
+    let fail = |state: HostState, f: Failure| {
+        let requeue = ctx.backoff(&key);
+        Outcome {
+            state,
+            failure: Some(f),
+            inventory: None,
+            power: None,
+            requeue,
+        }
+    };
+    let ok = |state: HostState| Outcome {
+        state,
+        failure: None,
+        inventory: None,
+        power: None,
+        requeue: ctx.settings.resync_interval,
     };
     let lock = ctx.bmc_lock(&host.spec.redfish_connection.address);
     let _one_operation_per_bmc = lock.lock().await;
 
     match state {
         HostState::Deprovisioning => {
-            match deprovision::power_off_and_clear(&conn, deprovision_left(ctx, prev)).await {
+            match deprovision::power_off_and_clear(conn, deprovision_left(ctx, prev)).await {
                 Ok(power) => {
                     let mut o = ok(HostState::Available);
                     o.power = Some(enroll::power_state(&power));
                     // Claimed again meanwhile: the status write's event runs Available → InUse.
-                    Ok(o)
+                    o
                 }
                 Err(f) => {
                     let left = deprovision_left(ctx, prev);
                     if left.is_zero() {
-                        return Ok(fail(HostState::Error, timed_out(ctx, &f.message)));
+                        return fail(HostState::Error, timed_out(ctx, &f.message));
                     }
                     let mut o = fail(HostState::Deprovisioning, f);
                     o.requeue = o.requeue.min(left);
-                    Ok(o)
+                    o
                 }
             }
         }
         // Not offered again until the BMC answers and the host is known to be off.
         HostState::Error if deprovision_timed_out(prev) => {
-            match deprovision::power_off_and_clear(&conn, ctx.settings.deprovision_timeout).await {
+            match deprovision::power_off_and_clear(conn, ctx.settings.deprovision_timeout).await {
                 Ok(power) => {
                     let mut o = ok(HostState::Available);
                     o.power = Some(enroll::power_state(&power));
-                    Ok(o)
+                    o
                 }
-                Err(f) => Ok(fail(HostState::Error, timed_out(ctx, &f.message))),
+                Err(f) => fail(HostState::Error, timed_out(ctx, &f.message)),
             }
         }
         HostState::Enrolling | HostState::Error => {
@@ -198,9 +251,9 @@ async fn step(
                     o.power = Some(enroll::power_state(&inv.snapshot.power));
                     o.inventory =
                         Some((enroll::hardware_details(&inv), enroll::mac_addresses(&inv)));
-                    Ok(o)
+                    o
                 }
-                Err(e) => Ok(fail(HostState::Error, Failure::from(&e))),
+                Err(e) => fail(HostState::Error, Failure::from(&e)),
             }
         }
         // Idle (Available, or claimed and in use): one cheap drift check.
@@ -208,9 +261,9 @@ async fn step(
             Ok(snapshot) => {
                 let mut o = ok(state);
                 o.power = Some(enroll::power_state(&snapshot.power));
-                Ok(o)
+                o
             }
-            Err(e) => Ok(fail(HostState::Error, Failure::from(&e))),
+            Err(e) => fail(HostState::Error, Failure::from(&e)),
         },
     }
 }
@@ -354,6 +407,7 @@ async fn publish_events(
 pub async fn cleanup(host: Arc<PhysicalHost>, ctx: Arc<Context>) -> Result<Action, Error> {
     let key = object_key(&host);
     ctx.reset_backoff(&key);
+    ctx.forget_checked(&key);
     let state = host.state();
     let active = host.is_claimed()
         || matches!(
