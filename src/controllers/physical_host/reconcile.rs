@@ -41,6 +41,30 @@ struct Outcome {
     requeue: Duration,
 }
 
+impl Outcome {
+    /// Success: look again at the next resync.
+    fn ok(ctx: &Context, state: HostState) -> Self {
+        Self {
+            state,
+            failure: None,
+            inventory: None,
+            power: None,
+            requeue: ctx.settings.resync_interval,
+        }
+    }
+
+    /// A failure: retry after the host's next backoff step.
+    fn failed(ctx: &Context, key: &str, state: HostState, failure: Failure) -> Self {
+        Self {
+            state,
+            failure: Some(failure),
+            inventory: None,
+            power: None,
+            requeue: ctx.backoff(key),
+        }
+    }
+}
+
 pub fn object_key(host: &PhysicalHost) -> String {
     format!(
         "{}/{}",
@@ -67,12 +91,9 @@ pub async fn apply(host: Arc<PhysicalHost>, ctx: Arc<Context>) -> Result<Action,
 
     let outcome = step(&host, &ctx, &secrets, &prev, state).await?;
 
-    if outcome.failure.is_some() {
-        if let Some(f) = &outcome.failure {
-            ctx.metrics.reconcile_error(CONTROLLER, f.reason);
-        }
-    } else {
-        ctx.reset_backoff(&key);
+    match &outcome.failure {
+        Some(f) => ctx.metrics.reconcile_error(CONTROLLER, f.reason),
+        None => ctx.reset_backoff(&key),
     }
     let desired = next_status(&host, &prev, &outcome);
     let wrote = status::apply(&hosts, &host, &desired)
@@ -94,23 +115,8 @@ async fn step(
 ) -> Result<Outcome, Error> {
     let key = object_key(host);
     let claimed = host.is_claimed();
-    let fail = |state: HostState, f: Failure| {
-        let requeue = ctx.backoff(&key);
-        Outcome {
-            state,
-            failure: Some(f),
-            inventory: None,
-            power: None,
-            requeue,
-        }
-    };
-    let ok = |state: HostState| Outcome {
-        state,
-        failure: None,
-        inventory: None,
-        power: None,
-        requeue: ctx.settings.resync_interval,
-    };
+    let fail = |state, f| Outcome::failed(ctx, &key, state, f);
+    let ok = |state| Outcome::ok(ctx, state);
 
     // An Available host that gets claimed needs no BMC call.
     if state == HostState::Available && claimed {
@@ -189,23 +195,8 @@ async fn bmc_step(
 ) -> Outcome {
     let key = object_key(host);
     let claimed = host.is_claimed();
-    let fail = |state: HostState, f: Failure| {
-        let requeue = ctx.backoff(&key);
-        Outcome {
-            state,
-            failure: Some(f),
-            inventory: None,
-            power: None,
-            requeue,
-        }
-    };
-    let ok = |state: HostState| Outcome {
-        state,
-        failure: None,
-        inventory: None,
-        power: None,
-        requeue: ctx.settings.resync_interval,
-    };
+    let fail = |state, f| Outcome::failed(ctx, &key, state, f);
+    let ok = |state| Outcome::ok(ctx, state);
     let lock = ctx.bmc_lock(&host.spec.redfish_connection.address);
     let _one_operation_per_bmc = lock.lock().await;
 
