@@ -209,3 +209,38 @@ async fn a_settled_host_is_checked_cheaply_and_never_rewritten() {
     assert_eq!(h.state(), Some(HostState::Available));
     assert_eq!(ready(&h).map(|r| r.0), Some("True".into()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_sharing_a_bmc_never_have_two_operations_in_flight_on_it() {
+    let cluster = Cluster::start().await;
+    // Slow requests make overlapping operations likely if they were allowed.
+    let server = Server::start(SimConfig {
+        latency: Duration::from_millis(30),
+        ..SimConfig::default()
+    })
+    .await;
+    cluster
+        .secret(
+            "default",
+            "bmc",
+            &[("username", USER), ("password", PASSWORD)],
+        )
+        .await;
+    let _manager = Manager::start(&cluster, &[]).await;
+    let names = ["a", "b", "c", "d"];
+    for name in names {
+        cluster
+            .host("default", name, &server.url, "bmc", json!({}))
+            .await;
+    }
+    for name in names {
+        cluster
+            .wait_host("default", name, "Available", |h| {
+                h.state() == Some(HostState::Available)
+            })
+            .await;
+    }
+    // Each enrollment holds one session from login to logout; with one operation per BMC at a
+    // time there is never a second one open.
+    assert_eq!(server.bmc.max_sessions_seen(), 1);
+}
