@@ -64,6 +64,40 @@ fn untrusted_tls_address() -> String {
     url
 }
 
+/// The DL325 mockup with a second ComputerSystem added: a BMC that manages two servers.
+fn two_system_mockup() -> std::path::PathBuf {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/redfish/mockups/DL325");
+    let dst = super::scratch_dir().join("two-systems");
+    let mut pending = vec![src.clone()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let to = dst.join(path.strip_prefix(&src).unwrap());
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+                std::fs::copy(&path, &to).unwrap();
+            }
+        }
+    }
+    let read = |p: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dst.join(p)).unwrap()).unwrap()
+    };
+    let mut second = read("Systems/1/index.json");
+    second["@odata.id"] = json!("/redfish/v1/Systems/2");
+    second["Id"] = json!("2");
+    std::fs::create_dir_all(dst.join("Systems/2")).unwrap();
+    std::fs::write(dst.join("Systems/2/index.json"), second.to_string()).unwrap();
+    let mut collection = read("Systems/index.json");
+    collection["Members"] =
+        json!([{"@odata.id": "/redfish/v1/Systems/1"}, {"@odata.id": "/redfish/v1/Systems/2"}]);
+    collection["Members@odata.count"] = json!(2);
+    std::fs::write(dst.join("Systems/index.json"), collection.to_string()).unwrap();
+    dst
+}
+
 /// (host, BMC address, credentials Secret, reason, the condition it makes False, words the
 /// message must contain).
 type Case<'a> = (
@@ -86,6 +120,15 @@ async fn each_failure_has_its_reason_and_fixing_it_recovers_the_host() {
     let cluster = Cluster::start().await;
     let good = Server::generic().await;
     let garbage = Server::generic().await;
+    let mockup = two_system_mockup();
+    let two = Server::start(beskar7_sim::bmc::BmcConfig {
+        persona: beskar7_sim::bmc::Persona::Ilo,
+        mockup: Some(mockup.clone()),
+        ..Default::default()
+    })
+    .await;
+    // The tree is loaded at start: the copy is no longer needed.
+    let _ = std::fs::remove_dir_all(mockup.parent().unwrap());
     garbage.bmc.inject(Fault::Garbage, 100_000);
     let tls = untrusted_tls_address();
     let dead = dead_address();
@@ -108,7 +151,7 @@ async fn each_failure_has_its_reason_and_fixing_it_recovers_the_host() {
         .await;
     let manager = Manager::start(&cluster, &[]).await;
 
-    let cases: [Case; 7] = [
+    let cases: [Case; 8] = [
         (
             "missing-secret",
             &good.url,
@@ -149,6 +192,14 @@ async fn each_failure_has_its_reason_and_fixing_it_recovers_the_host() {
             "InvalidBMCResponse",
             "Enrolled",
             &["invalid payload"],
+        ),
+        (
+            "several-systems",
+            &two.url,
+            "good",
+            "MultipleSystems",
+            "Enrolled",
+            &["2 ComputerSystems", "/redfish/v1/Systems/2", "systemPath"],
         ),
         (
             "no-system",

@@ -47,7 +47,7 @@ impl Drop for Cluster {
     }
 }
 
-fn scratch_dir() -> PathBuf {
+pub fn scratch_dir() -> PathBuf {
     static N: AtomicU32 = AtomicU32::new(0);
     let dir = std::env::temp_dir().join(format!(
         "beskar7-controller-{}-{}",
