@@ -405,3 +405,62 @@ async fn a_ca_bundle_secret_is_trusted_owned_and_watched() {
         )
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bmc_that_comes_up_later_is_enrolled_after_backoff_without_a_hot_loop() {
+    let cluster = Cluster::start().await;
+    let dead = dead_address();
+    cluster
+        .secret(
+            "default",
+            "bmc",
+            &[("username", USER), ("password", PASSWORD)],
+        )
+        .await;
+    let manager = Manager::start(&cluster, &[]).await;
+    cluster
+        .host("default", "late", &dead, "bmc", json!({}))
+        .await;
+    cluster
+        .wait_host(
+            "default",
+            "late",
+            "BMCUnreachable",
+            in_error_with("BMCUnreachable"),
+        )
+        .await;
+
+    // Let the retry that the Error write triggers fail too (the metrics say when), so what
+    // brings the host back below is the backoff timer alone.
+    let failed_attempts = || async {
+        manager
+            .metric(
+                "beskar7_redfish_operations_total",
+                &["operation=\"inventory\"", "outcome=\"BMCUnreachable\""],
+            )
+            .await
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while failed_attempts().await < 2.0 {
+        assert!(Instant::now() < deadline, "no second attempt");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The BMC comes up on that address; nothing tells the controller, its backoff timer must.
+    let since = Instant::now();
+    let server = Server::start_at(Default::default(), dead.trim_start_matches("http://")).await;
+    cluster
+        .wait_host("default", "late", "Available", |h| {
+            h.state() == Some(HostState::Available)
+        })
+        .await;
+    let took = since.elapsed();
+    // The second failure's backoff is 20 s: recovered by the timer, not by a hot loop.
+    assert!(
+        took > Duration::from_secs(5) && took < Duration::from_secs(40),
+        "took {took:?}"
+    );
+    let failed = failed_attempts().await;
+    assert!((2.0..=3.0).contains(&failed), "{failed} failed attempts");
+    assert!(!server.bmc.requests().is_empty());
+}

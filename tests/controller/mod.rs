@@ -245,6 +245,29 @@ impl Server {
         }
     }
 
+    /// Serves on `addr` (e.g. the address of a BMC that was down until now).
+    pub async fn start_at(config: SimConfig, addr: &str) -> Server {
+        let bmc = SimBmc::new(SimConfig {
+            username: USER.into(),
+            password: PASSWORD.into(),
+            power_delay: Duration::from_millis(50),
+            ..config
+        })
+        .expect("sim BMC");
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
+        let url = format!("http://{addr}");
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(bmc.clone().serve(listener, async {
+            let _ = rx.await;
+        }));
+        Server {
+            bmc,
+            url,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
     pub async fn generic() -> Server {
         Self::start(SimConfig::default()).await
     }
