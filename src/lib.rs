@@ -2,4 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod controllers;
+pub mod manager;
+pub mod metrics;
 pub mod redfish;

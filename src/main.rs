@@ -1,8 +1,7 @@
 //! `beskar7`: the Cluster API infrastructure provider for bare-metal servers.
 //!
-//! CLI wiring only. `beskar7 crds` prints (or writes) the CustomResourceDefinitions. The
-//! controller-manager (`beskar7 manager`, the default) arrives with the operator-foundation issue;
-//! until then it says so and exits 1, so nothing can mistake this binary for a working manager.
+//! CLI wiring only. `beskar7 manager` (the default) runs the controller-manager; `beskar7 crds`
+//! prints (or writes) the CustomResourceDefinitions.
 #![forbid(unsafe_code)]
 
 use std::io::Write;
@@ -21,8 +20,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the controller-manager (the default; not implemented yet).
-    Manager,
+    /// Run the controller-manager (the default).
+    Manager(beskar7::manager::ManagerArgs),
     /// Print Beskar7's CustomResourceDefinitions as one multi-document YAML stream.
     Crds {
         /// Write one file per CRD (`<group>_<plural>.yaml`) into this directory instead.
@@ -36,14 +35,18 @@ fn main() -> ExitCode {
     // One crypto provider for every TLS connection in the process (kube's, the Redfish
     // client's): ring, installed before anything can build a TLS client.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    match cli.command.unwrap_or(Command::Manager) {
-        Command::Manager => {
-            eprintln!(
-                "beskar7 {}: the controller-manager is not implemented yet",
-                env!("CARGO_PKG_VERSION")
-            );
-            ExitCode::FAILURE
-        }
+    let command = match cli.command {
+        Some(c) => c,
+        // `beskar7` alone is `beskar7 manager` with the defaults.
+        None => match Cli::try_parse_from(["beskar7", "manager"]) {
+            Ok(Cli {
+                command: Some(c), ..
+            }) => c,
+            _ => unreachable!("`beskar7 manager` parses"),
+        },
+    };
+    match command {
+        Command::Manager(args) => manager(args),
         Command::Crds { out_dir } => match crds(out_dir) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -51,6 +54,26 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+fn manager(args: beskar7::manager::ManagerArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("beskar7 manager: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(beskar7::manager::run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("beskar7 manager: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -1,4 +1,5 @@
 //! The operator's integration tests, one binary.
 
 mod api;
+mod controller;
 mod redfish;

@@ -287,7 +287,7 @@ fn the_yaml_stream_holds_all_four_crds() {
 }
 
 #[test]
-fn beskar7_crds_prints_them_and_the_manager_admits_it_is_not_there_yet() {
+fn beskar7_crds_prints_them_and_the_manager_names_a_missing_kubeconfig() {
     let bin = env!("CARGO_BIN_EXE_beskar7");
     let out = std::process::Command::new(bin)
         .arg("crds")
@@ -313,9 +313,24 @@ fn beskar7_crds_prints_them_and_the_manager_admits_it_is_not_there_yet() {
             "beskar7clusters.infrastructure.cluster.x-k8s.io",
         ]
     );
-    for args in [&[][..], &["manager"][..]] {
-        let out = std::process::Command::new(bin).args(args).output().unwrap();
+    // `beskar7` alone is the manager; without a reachable API server it says why and exits 1.
+    let missing = "/nonexistent/beskar7-kubeconfig";
+    for args in [
+        &[][..],
+        &["manager"][..],
+        &["manager", "--kubeconfig", missing][..],
+    ] {
+        let out = std::process::Command::new(bin)
+            .args(args)
+            .env("KUBECONFIG", missing)
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(1), "beskar7 {args:?}");
-        assert!(String::from_utf8_lossy(&out.stderr).contains("not implemented yet"));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("beskar7 manager:") && err.contains(missing),
+            "beskar7 {args:?}: {err}"
+        );
     }
 }

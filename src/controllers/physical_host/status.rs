@@ -1,0 +1,131 @@
+//! The part of `PhysicalHost.status` this controller owns, written with server-side apply.
+//!
+//! Every write applies the complete owned part (apply semantics remove what an owner omits, so
+//! nothing may rely on merging), and a write happens only when the owned part differs from what
+//! the object has: a settled host causes no writes at all.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Resource};
+use serde_json::json;
+
+use crate::api::physical_host::{PhysicalHost, PhysicalHostStatus};
+
+/// The field manager of the PhysicalHost controller's status writes.
+pub const FIELD_MANAGER: &str = "beskar7-physicalhost";
+
+/// The fields of `status` this controller writes; other writers (the callback servers, the
+/// provisioning flow) own the rest under their own field managers.
+pub fn owned(status: Option<&PhysicalHostStatus>) -> PhysicalHostStatus {
+    let Some(s) = status else {
+        return PhysicalHostStatus::default();
+    };
+    PhysicalHostStatus {
+        state: s.state,
+        observed_power_state: s.observed_power_state,
+        error_message: s.error_message.clone(),
+        hardware_details: s.hardware_details.clone(),
+        mac_addresses: s.mac_addresses.clone(),
+        enrolled_at: s.enrolled_at.clone(),
+        last_state_change: s.last_state_change.clone(),
+        observed_generation: s.observed_generation,
+        conditions: s.conditions.clone(),
+        ..PhysicalHostStatus::default()
+    }
+}
+
+/// Now, to the second (metav1.Time has second precision on the wire; comparing a computed
+/// status with a stored one must not differ in nanoseconds).
+pub fn now() -> Time {
+    let t = k8s_openapi::jiff::Timestamp::now();
+    Time(k8s_openapi::jiff::Timestamp::from_second(t.as_second()).unwrap_or(t))
+}
+
+/// The owned fields set in `current` but unset in `desired`.
+fn removed_fields(current: &PhysicalHostStatus, desired: &PhysicalHostStatus) -> Vec<&'static str> {
+    let (Ok(cur), Ok(des)) = (serde_json::to_value(current), serde_json::to_value(desired)) else {
+        return Vec::new();
+    };
+    OWNED_FIELDS
+        .into_iter()
+        .filter(|f| cur.get(f).is_some() && des.get(f).is_none())
+        .collect()
+}
+
+/// The JSON names of the fields [`owned`] keeps.
+const OWNED_FIELDS: [&str; 9] = [
+    "state",
+    "observedPowerState",
+    "errorMessage",
+    "hardwareDetails",
+    "macAddresses",
+    "enrolledAt",
+    "lastStateChange",
+    "observedGeneration",
+    "conditions",
+];
+
+/// Applies `desired` when it differs from the host's owned status. Returns whether it wrote.
+pub async fn apply(
+    api: &Api<PhysicalHost>,
+    host: &PhysicalHost,
+    desired: &PhysicalHostStatus,
+) -> kube::Result<bool> {
+    if owned(host.status.as_ref()) == *desired {
+        return Ok(false);
+    }
+    let name = host.meta().name.as_deref().unwrap_or_default();
+    let body = json!({
+        "apiVersion": PhysicalHost::api_version(&()),
+        "kind": PhysicalHost::kind(&()),
+        "status": desired,
+    });
+    api.patch_status(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await?;
+    // Under apply semantics the fields this manager owned and now omits are gone already (an
+    // explicit null would be rejected by the schema on a real API server). An API server that
+    // merges apply bodies instead (the sim's emulator, before field ownership) keeps them, so
+    // they are removed explicitly with a merge patch; on a real server it changes nothing.
+    let removed = removed_fields(&owned(host.status.as_ref()), desired);
+    if !removed.is_empty() {
+        let nulls: serde_json::Map<String, serde_json::Value> = removed
+            .iter()
+            .map(|f| ((*f).to_owned(), serde_json::Value::Null))
+            .collect();
+        api.patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "status": nulls })),
+        )
+        .await?;
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_that_become_unset_are_found() {
+        let before = PhysicalHostStatus {
+            error_message: Some("down".into()),
+            mac_addresses: vec!["52:54:00:00:00:01".into()],
+            observed_generation: Some(1),
+            ..PhysicalHostStatus::default()
+        };
+        let after = PhysicalHostStatus {
+            observed_generation: Some(2),
+            ..PhysicalHostStatus::default()
+        };
+        assert_eq!(
+            removed_fields(&before, &after),
+            ["errorMessage", "macAddresses"]
+        );
+        assert!(removed_fields(&after, &before).is_empty());
+    }
+}

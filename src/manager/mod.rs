@@ -1,0 +1,140 @@
+//! `beskar7 manager`: connects to the API server, runs the controllers and the metrics/health
+//! server, and shuts both down cleanly on SIGTERM or SIGINT.
+
+pub mod config;
+mod http;
+mod telemetry;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use tokio::sync::watch;
+
+pub use config::{LogFormat, ManagerArgs};
+
+use crate::controllers::{Context, Settings, physical_host};
+use crate::metrics::Metrics;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("kubeconfig {path}: {source}")]
+    Kubeconfig {
+        path: String,
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    #[error("no kubeconfig given and not in a cluster: {0}")]
+    InferConfig(#[source] kube::config::InferConfigError),
+    #[error("Kubernetes client: {0}")]
+    Client(#[source] kube::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("signal handler: {0}")]
+    Signal(#[source] std::io::Error),
+}
+
+async fn client(args: &ManagerArgs) -> Result<kube::Client, Error> {
+    let config = match &args.kubeconfig {
+        Some(path) => {
+            let shown = path.display().to_string();
+            let kc = Kubeconfig::read_from(path).map_err(|source| Error::Kubeconfig {
+                path: shown.clone(),
+                source,
+            })?;
+            kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+                .await
+                .map_err(|source| Error::Kubeconfig {
+                    path: shown,
+                    source,
+                })?
+        }
+        None => kube::Config::infer().await.map_err(Error::InferConfig)?,
+    };
+    kube::Client::try_from(config).map_err(Error::Client)
+}
+
+/// Resolves on the first SIGTERM or SIGINT.
+fn shutdown_signal() -> Result<impl Future<Output = ()>, Error> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).map_err(Error::Signal)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(Error::Signal)?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+        }
+    })
+}
+
+/// Runs the manager until a signal; returns once the controllers and the server stopped.
+pub async fn run(args: ManagerArgs) -> Result<(), Error> {
+    telemetry::init(args.log_format);
+    let signal = shutdown_signal()?;
+    let client = client(&args).await?;
+    let metrics = Arc::new(Metrics::new());
+    let ready = Arc::new(AtomicBool::new(false));
+
+    let listener = tokio::net::TcpListener::bind(args.metrics_addr)
+        .await
+        .map_err(|source| Error::Listen {
+            addr: args.metrics_addr,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| Error::Listen {
+        addr: args.metrics_addr,
+        source,
+    })?;
+    tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let server = axum::serve(
+        listener,
+        http::router(http::AppState {
+            metrics: metrics.clone(),
+            ready: ready.clone(),
+        }),
+    )
+    .with_graceful_shutdown(stopped());
+
+    let settings = Settings {
+        deprovision_timeout: args.deprovision_timeout,
+        resync_interval: args.resync_interval,
+        ..Settings::default()
+    };
+    let ctx = Arc::new(Context::new(client, settings, metrics));
+    let scope = physical_host::Scope {
+        namespace: args.namespace.clone(),
+        watch_filter: args.watch_filter.clone(),
+    };
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        namespace = args.namespace.as_deref().unwrap_or("(all)"),
+        watch_filter = args.watch_filter.as_deref().unwrap_or("(none)"),
+        deprovision_timeout_s = args.deprovision_timeout.as_secs(),
+        resync_interval_s = args.resync_interval.as_secs(),
+        "beskar7 manager starting"
+    );
+    let controller =
+        physical_host::run(ctx, scope, args.max_concurrent_reconciles, ready, stopped());
+    tokio::spawn(async move {
+        signal.await;
+        let _ = stop_tx.send(true);
+    });
+    let (_, served) = tokio::join!(controller, server);
+    if let Err(e) = served {
+        tracing::warn!(error = %e, "metrics server ended with an error");
+    }
+    tracing::info!("beskar7 manager stopped");
+    Ok(())
+}

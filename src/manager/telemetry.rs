@@ -1,0 +1,18 @@
+//! Logging: tracing-subscriber to stderr, text or JSON, filtered by `RUST_LOG` (default info).
+
+use tracing_subscriber::EnvFilter;
+
+use super::config::LogFormat;
+
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false);
+    // A second init (tests that call run twice) is not an error worth dying for.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
