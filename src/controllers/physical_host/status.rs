@@ -41,30 +41,6 @@ pub fn now() -> Time {
     Time(k8s_openapi::jiff::Timestamp::from_second(t.as_second()).unwrap_or(t))
 }
 
-/// The owned fields set in `current` but unset in `desired`.
-fn removed_fields(current: &PhysicalHostStatus, desired: &PhysicalHostStatus) -> Vec<&'static str> {
-    let (Ok(cur), Ok(des)) = (serde_json::to_value(current), serde_json::to_value(desired)) else {
-        return Vec::new();
-    };
-    OWNED_FIELDS
-        .into_iter()
-        .filter(|f| cur.get(f).is_some() && des.get(f).is_none())
-        .collect()
-}
-
-/// The JSON names of the fields [`owned`] keeps.
-const OWNED_FIELDS: [&str; 9] = [
-    "state",
-    "observedPowerState",
-    "errorMessage",
-    "hardwareDetails",
-    "macAddresses",
-    "enrolledAt",
-    "lastStateChange",
-    "observedGeneration",
-    "conditions",
-];
-
 /// Applies `desired` when it differs from the host's owned status. Returns whether it wrote.
 pub async fn apply(
     api: &Api<PhysicalHost>,
@@ -86,46 +62,7 @@ pub async fn apply(
         &Patch::Apply(&body),
     )
     .await?;
-    // Under apply semantics the fields this manager owned and now omits are gone already (an
-    // explicit null would be rejected by the schema on a real API server). An API server that
-    // merges apply bodies instead (the sim's emulator, before field ownership) keeps them, so
-    // they are removed explicitly with a merge patch; on a real server it changes nothing.
-    let removed = removed_fields(&owned(host.status.as_ref()), desired);
-    if !removed.is_empty() {
-        let nulls: serde_json::Map<String, serde_json::Value> = removed
-            .iter()
-            .map(|f| ((*f).to_owned(), serde_json::Value::Null))
-            .collect();
-        api.patch_status(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "status": nulls })),
-        )
-        .await?;
-    }
+    // Apply semantics remove what this manager owned and now omits (a cleared errorMessage,
+    // say); no explicit nulls, which the schema of a real API server would reject.
     Ok(true)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fields_that_become_unset_are_found() {
-        let before = PhysicalHostStatus {
-            error_message: Some("down".into()),
-            mac_addresses: vec!["52:54:00:00:00:01".into()],
-            observed_generation: Some(1),
-            ..PhysicalHostStatus::default()
-        };
-        let after = PhysicalHostStatus {
-            observed_generation: Some(2),
-            ..PhysicalHostStatus::default()
-        };
-        assert_eq!(
-            removed_fields(&before, &after),
-            ["errorMessage", "macAddresses"]
-        );
-        assert!(removed_fields(&after, &before).is_empty());
-    }
 }
