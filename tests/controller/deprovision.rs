@@ -131,6 +131,67 @@ async fn a_released_host_is_powered_off_cleared_and_available_again() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_in_use_whose_bmc_fails_stays_in_use_and_says_why() {
+    let cluster = Cluster::start().await;
+    let server = Server::generic().await;
+    cluster
+        .secret(
+            "default",
+            "bmc",
+            &[("username", USER), ("password", PASSWORD)],
+        )
+        .await;
+    let _manager = Manager::start(&cluster, &["--resync-interval", "1s"]).await;
+    cluster
+        .host("default", "h", &server.url, "bmc", claim()["spec"].clone())
+        .await;
+    cluster
+        .wait_host("default", "h", "InUse", |h| {
+            h.state() == Some(HostState::InUse)
+        })
+        .await;
+
+    // The BMC answers garbage for a while: the drift check fails, the host stays with its
+    // machine, and its conditions say why.
+    server.bmc.inject(Fault::Garbage, 1000);
+    let h = cluster
+        .wait_host("default", "h", "InUse with BMCReachable=False", |h| {
+            h.state() == Some(HostState::InUse)
+                && h.status.as_ref().is_some_and(|s| s.error_message.is_some())
+        })
+        .await;
+    let s = h.status.unwrap();
+    assert_eq!(s.state, Some(HostState::InUse));
+    assert!(
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "False"),
+        "{:?}",
+        s.conditions
+    );
+
+    // The BMC recovers; a touch of the Secret wakes the host before its backoff ends, and the
+    // check clears the failure.
+    server.bmc.clear_faults();
+    cluster
+        .secrets("default")
+        .patch(
+            "bmc",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"touched": "1"}}})),
+        )
+        .await
+        .unwrap();
+    let h = cluster
+        .wait_host("default", "h", "InUse and Ready again", |h| {
+            h.state() == Some(HostState::InUse)
+                && h.status.as_ref().is_some_and(|s| s.error_message.is_none())
+        })
+        .await;
+    assert_eq!(ready(&h).map(|r| r.0), Some("True".into()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deprovision_against_a_silent_bmc_times_out_to_power_state_unknown() {
     let cluster = Cluster::start().await;
     let server = Server::generic().await;

@@ -219,6 +219,11 @@ impl Bmc {
         self.lock().faults.extend(std::iter::repeat_n(fault, count));
     }
 
+    /// Drops the faults not played yet: the BMC answers normally again.
+    pub fn clear_faults(&self) {
+        self.lock().faults.clear();
+    }
+
     /// Ends every session, as a BMC whose session timeout passed (clients must log in again).
     pub fn expire_sessions(&self) {
         self.lock().sessions.clear();

@@ -254,7 +254,7 @@ async fn bmc_step(
                 o.power = Some(enroll::power_state(&snapshot.power));
                 o
             }
-            Err(e) => fail(HostState::Error, Failure::from(&e)),
+            Err(e) => fail(failed_state(state), Failure::from(&e)),
         },
     }
 }
@@ -270,11 +270,14 @@ fn deprovision_left(ctx: &Context, prev: &PhysicalHostStatus) -> Duration {
     ctx.settings.deprovision_timeout.saturating_sub(elapsed)
 }
 
-/// Where a credentials problem leaves the host: a deprovision keeps running (its timeout
-/// decides), everything else is Error.
+/// Where a credentials or BMC problem leaves the host: a deprovision keeps running (its timeout
+/// decides); a claimed host in use stays InUse, its conditions and errorMessage saying what
+/// failed (a BMC blip must not take a server away from its machine, as Metal3 keeps a
+/// provisioned host provisioned while its BMC is in error); everything else is Error.
 fn failed_state(state: HostState) -> HostState {
     match state {
         HostState::Deprovisioning => HostState::Deprovisioning,
+        HostState::InUse => HostState::InUse,
         _ => HostState::Error,
     }
 }
