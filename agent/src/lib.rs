@@ -15,6 +15,7 @@ pub mod handoff;
 pub mod http;
 pub mod probe;
 pub mod report;
+pub mod run;
 mod secret;
 pub mod sys;
 

@@ -11,3 +11,4 @@ mod binary;
 mod callbacks;
 mod golden;
 mod https_server;
+mod run;
