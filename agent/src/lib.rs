@@ -13,6 +13,8 @@ pub mod cmdline;
 pub mod disk_select;
 pub mod handoff;
 pub mod http;
+pub mod modules;
+pub mod netup;
 pub mod probe;
 pub mod report;
 pub mod run;
