@@ -13,6 +13,7 @@ pub mod cmdline;
 pub mod disk_select;
 pub mod handoff;
 pub mod http;
+pub mod init;
 pub mod modules;
 pub mod netup;
 pub mod probe;

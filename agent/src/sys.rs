@@ -122,6 +122,18 @@ pub fn mount(source: &CStr, target: &CStr, fstype: &CStr, flags: libc::c_ulong) 
     check(ret.into()).map(drop)
 }
 
+/// Makes `console` (`/dev/console`) the process's stdin, stdout and stderr (`dup2(2)`): PID 1
+/// of an initramfs without a `/dev/console` node starts with none.
+pub fn console_to_stdio(console: &File) -> io::Result<()> {
+    for fd in 0..3 {
+        // SAFETY: `console` is open for the whole call; dup2 onto 0-2 only replaces the standard
+        // descriptors, which std's handles refer to by number and never own.
+        let ret = unsafe { libc::dup2(console.as_raw_fd(), fd) };
+        check(ret.into())?;
+    }
+    Ok(())
+}
+
 /// The flags of [`mount`] the agent uses.
 pub mod mount_flags {
     pub const NOSUID: libc::c_ulong = libc::MS_NOSUID;
