@@ -210,7 +210,8 @@ pub fn bring_up(
     budget: Duration,
 ) -> Result<String, String> {
     let deadline = Instant::now() + budget;
-    let ctl = UdpSocket::bind("0.0.0.0:0").map_err(|e| format!("socket: {e}"))?;
+    let ctl = UdpSocket::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)))
+        .map_err(|e| format!("socket: {e}"))?;
     let _ = sys::link_up(&ctl, "lo");
     // Drivers may still be registering interfaces: wait for a candidate.
     let links = loop {
@@ -273,7 +274,8 @@ pub fn bring_up(
 }
 
 fn dhcp_on(link: &Link, deadline: Instant) -> Result<Lease, String> {
-    let sock = UdpSocket::bind("0.0.0.0:68").map_err(|e| format!("binding port 68: {e}"))?;
+    let sock = UdpSocket::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 68)))
+        .map_err(|e| format!("binding port 68: {e}"))?;
     sock.set_broadcast(true).map_err(|e| e.to_string())?;
     sys::bind_to_device(&sock, &link.name).map_err(|e| format!("SO_BINDTODEVICE: {e}"))?;
     let mut xid = [0u8; 4];
