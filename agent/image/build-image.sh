@@ -43,11 +43,14 @@ kmods=$work/kernel/lib/modules/$version
 depmod -b "$work/kernel" "$version"
 
 # 3. The modules: every driver for network and storage hardware, ext4, and their dependencies.
+#    crc32c is ext4's soft dependency (modules.softdep, `pre: crypto-crc32c`), which
+#    modules.dep does not list: without it mounting COS_OEM fails with ENOENT.
 #    (NIC firmware blobs are not included: drivers that need firmware files — bnx2, some
 #    Broadcom/QLogic parts — do not come up.)
 seeds=$(cd "$kmods" && find kernel/drivers/net/ethernet kernel/drivers/virtio kernel/drivers/nvme \
           kernel/drivers/ata kernel/drivers/scsi kernel/drivers/message/fusion kernel/fs/ext4 \
           kernel/drivers/block/virtio_blk.ko kernel/drivers/net/virtio_net.ko \
+          kernel/crypto/crc32c_generic.ko kernel/arch/x86/crypto/crc32c-intel.ko \
           -name '*.ko*' 2>/dev/null | sort)
 closure=$(printf '%s\n' $seeds | awk -v dep="$kmods/modules.dep" '
   BEGIN { while ((getline line < dep) > 0) { split(line, kv, ":"); deps[kv[1]] = kv[2] } }

@@ -201,9 +201,48 @@ pub struct Loaded {
     pub failed: Vec<String>,
 }
 
+/// `modules.softdep`: `softdep <module> pre: <names…> post: <names…>`; only `pre:` matters here
+/// (ext4 wants `crypto-crc32c` loaded first, and `modules.dep` does not say so).
+#[derive(Debug, Default)]
+pub struct SoftDeps(Vec<(String, Vec<String>)>);
+
+impl SoftDeps {
+    pub fn parse(text: &str) -> Self {
+        Self(
+            text.lines()
+                .filter_map(|line| {
+                    let mut words = line.split_whitespace();
+                    if words.next() != Some("softdep") {
+                        return None;
+                    }
+                    let module = normalize(words.next()?);
+                    let mut pre = Vec::new();
+                    let mut in_pre = false;
+                    for w in words {
+                        match w {
+                            "pre:" => in_pre = true,
+                            "post:" => in_pre = false,
+                            name if in_pre => pre.push(name.to_string()),
+                            _ => {}
+                        }
+                    }
+                    Some((module, pre))
+                })
+                .collect(),
+        )
+    }
+
+    fn pre(&self, module: &str) -> impl Iterator<Item = &str> {
+        self.0
+            .iter()
+            .filter(move |(m, _)| m == module)
+            .flat_map(|(_, pre)| pre.iter().map(String::as_str))
+    }
+}
+
 /// Loads the modules the devices below `root` need, plus [`ALWAYS`], through `load` (given the
 /// module's path under `root`); repeats while new devices appear, at most `rounds` times,
-/// waiting `settle` after a round that loaded something (drivers register devices as they bind).
+/// waiting `settle` after each round (drivers register devices as they bind).
 pub fn load_needed(
     root: &Root,
     rounds: usize,
@@ -218,11 +257,18 @@ pub fn load_needed(
         std::fs::read_to_string(root.path(&format!("{dir}/{name}")))
             .map_err(|e| format!("cannot read {dir}/{name}: {e}"))
     };
-    let aliases = Aliases::parse(&read("modules.alias")?);
-    let deps = Deps::parse(&read("modules.dep")?);
-    let mut done: BTreeSet<String> = BTreeSet::new();
+    let mut loader = Loader {
+        root,
+        dir: dir.clone(),
+        aliases: Aliases::parse(&read("modules.alias")?),
+        deps: Deps::parse(&read("modules.dep")?),
+        // Optional: depmod writes it only when some module declares a soft dependency.
+        softdeps: SoftDeps::parse(&read("modules.softdep").unwrap_or_default()),
+        done: BTreeSet::new(),
+        result: Loaded::default(),
+        load,
+    };
     let mut seen: BTreeSet<String> = BTreeSet::new();
-    let mut result = Loaded::default();
     for round in 0..rounds.max(1) {
         let fresh: Vec<String> = modaliases(root).difference(&seen).cloned().collect();
         if fresh.is_empty() && round > 0 {
@@ -231,32 +277,70 @@ pub fn load_needed(
         seen.extend(fresh.iter().cloned());
         let mut wanted: Vec<String> = fresh
             .iter()
-            .flat_map(|a| aliases.lookup(a))
+            .flat_map(|a| loader.aliases.lookup(a))
             .map(str::to_string)
             .collect();
         if round == 0 {
             wanted.extend(ALWAYS.iter().map(|m| m.to_string()));
         }
         for module in wanted {
-            let Some(files) = deps.load_order(&module, &done) else {
-                continue;
-            };
-            for file in files {
-                let name = module_name(&file);
-                if !done.insert(name.clone()) {
-                    continue;
-                }
-                let path: PathBuf = root.path(&format!("{dir}/{file}"));
-                match load(&path) {
-                    Ok(()) => result.loaded.push(name),
-                    Err(e) if e.raw_os_error() == Some(17) => result.loaded.push(name), // EEXIST
-                    Err(e) => result.failed.push(format!("{name}: {e}")),
-                }
-            }
+            loader.module(&module);
         }
         std::thread::sleep(settle);
     }
-    Ok(result)
+    Ok(loader.result)
+}
+
+struct Loader<'a> {
+    root: &'a Root,
+    dir: String,
+    aliases: Aliases,
+    deps: Deps,
+    softdeps: SoftDeps,
+    /// Modules loaded or being loaded (a guard against cycles of soft dependencies).
+    done: BTreeSet<String>,
+    result: Loaded,
+    load: &'a mut dyn FnMut(&Path) -> io::Result<()>,
+}
+
+impl Loader<'_> {
+    /// Loads `name` after its dependencies and their soft `pre:` dependencies.
+    fn module(&mut self, name: &str) {
+        let Some(files) = self.deps.load_order(name, &self.done) else {
+            return;
+        };
+        for file in files {
+            let name = module_name(&file);
+            if !self.done.insert(name.clone()) {
+                continue;
+            }
+            // A soft dependency names a module or an alias (`crypto-crc32c`).
+            let pre: Vec<String> = self.softdeps.pre(&name).map(str::to_string).collect();
+            for wanted in pre {
+                let targets: Vec<String> = if self.deps.file_of(&normalize(&wanted)).is_some() {
+                    vec![wanted]
+                } else {
+                    self.aliases
+                        .lookup(&wanted)
+                        .into_iter()
+                        .map(str::to_string)
+                        .collect()
+                };
+                for target in targets {
+                    self.module(&target);
+                }
+            }
+            let path: PathBuf = self.root.path(&format!("{}/{file}", self.dir));
+            match (self.load)(&path) {
+                Ok(()) => self.result.loaded.push(name),
+                // EEXIST: already loaded.
+                Err(e) if e.raw_os_error() == Some(17) => self.result.loaded.push(name),
+                // ENODEV: not for this machine (crc32c-intel on a CPU without SSE4.2).
+                Err(e) if e.raw_os_error() == Some(19) => {}
+                Err(e) => self.result.failed.push(format!("{name}: {e}")),
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -324,7 +408,8 @@ mod tests {
              alias pci:v*d*sv*sd*bc01sc08i02* nvme\n\
              alias virtio:d00000001v* virtio_net\n\
              alias pci:v00008086d000010D3sv*sd*bc*sc*i* e1000e\n\
-             alias fs-ext4 ext4\n",
+             alias fs-ext4 ext4\n\
+             alias crypto-crc32c crc32c_generic\n",
         );
         t.file(
             "lib/modules/6.1.0-test/modules.dep",
@@ -338,7 +423,13 @@ mod tests {
              kernel/net/core/failover.ko:\n\
              kernel/fs/ext4/ext4.ko: kernel/fs/mbcache.ko kernel/fs/jbd2/jbd2.ko\n\
              kernel/fs/mbcache.ko:\n\
-             kernel/fs/jbd2/jbd2.ko:\n",
+             kernel/fs/jbd2/jbd2.ko:\n\
+             kernel/crypto/crc32c_generic.ko:\n",
+        );
+        t.file(
+            "lib/modules/6.1.0-test/modules.softdep",
+            "# Soft dependencies extracted from modules themselves.\n\
+             softdep ext4 pre: crypto-crc32c\n",
         );
         t.file(
             "sys/bus/pci/devices/0000:00:03.0/modalias",
@@ -373,8 +464,10 @@ mod tests {
                 std::fs::write(&virtio_dev, "virtio:d00000001v00001AF4\n").unwrap();
             }
             order.push(name);
-            if order.last().map(String::as_str) == Some("jbd2") {
-                return Err(io::Error::from_raw_os_error(17)); // already loaded: fine
+            match order.last().map(String::as_str) {
+                Some("jbd2") => return Err(io::Error::from_raw_os_error(17)), // already loaded
+                Some("crc32c_generic") => return Err(io::Error::from_raw_os_error(19)), // no device
+                _ => {}
             }
             Ok(())
         })
@@ -391,13 +484,16 @@ mod tests {
                 "virtio_pci",
                 "jbd2",
                 "mbcache",
+                "crc32c_generic",
                 "ext4",
                 "failover",
                 "net_failover",
                 "virtio_net"
             ]
         );
-        assert_eq!(result.loaded, order);
+        let without_enodev: Vec<&String> =
+            order.iter().filter(|m| *m != "crc32c_generic").collect();
+        assert_eq!(result.loaded.iter().collect::<Vec<_>>(), without_enodev);
         assert!(result.failed.is_empty());
     }
 
