@@ -249,6 +249,14 @@ fn image_handoff(
         .write(true)
         .open(&path)
         .map_err(|e| format!("cannot open /dev/{disk} for writing: {e}"))?;
+    // An image that cannot fit is refused before the disk is touched.
+    let disk_size = wipe::size_of(&mut dev).map_err(|e| format!("/dev/{disk}: {e}"))?;
+    if let Some(len) = source.length.filter(|&len| len > disk_size) {
+        return Err(format!(
+            "the image ({len} bytes) is larger than /dev/{disk} ({disk_size} bytes); the disk was \
+             not touched"
+        ));
+    }
     log(&format!("writing the image to /dev/{disk}"));
     let result = image::write_image(source, &mut dev, expected);
     // Whatever happened, the kernel should see the table as it is now.

@@ -428,3 +428,100 @@ fn cleaning_wipes_partitions_and_disk_ends_reports_cleaned_and_powers_off() {
         ["/api/v1/inspection/ns/h1", "/api/v1/cleaned/ns/h1"]
     );
 }
+
+/// Runs a provisioning boot whose target is `target`, expecting a failure; returns the reason
+/// posted as provision-failed and the machine.
+fn failing_provision(target: Vec<u8>, extra: &str) -> (String, TempTree, Recorder) {
+    let server = serve(Operator {
+        target,
+        not_ready: 0,
+        bootstrap_status: 200,
+    });
+    let params = params(
+        &server,
+        &format!(
+            "beskar7.target=https://{}/target beskar7.provider-id=b7://ns/h1/m1 {extra}",
+            server.addr
+        ),
+    );
+    let tree = machine(0xee);
+    let mut exec = Recorder {
+        oem_dir: Some(tree.dir("mnt/oem")),
+        ..Recorder::default()
+    };
+    let err = run::run(&params, &env(&tree, &params), &mut exec).unwrap_err();
+    assert!(err.contains("provisioning failed (reported)"), "{err}");
+    assert!(exec.finished.is_empty() && exec.kexec.is_none());
+    let failed = server
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/api/v1/provision-failed/ns/h1")
+        .expect("provision-failed was posted");
+    assert!(!paths(&server).contains(&"/api/v1/provisioned/ns/h1".to_string()));
+    let body: serde_json::Value = serde_json::from_slice(&failed.body).unwrap();
+    let reason = body["reason"].as_str().unwrap().to_string();
+    assert!(!reason.contains(TOKEN) && !reason.contains("secret-join-token"));
+    (reason, tree, exec)
+}
+
+#[test]
+fn a_kexec_target_without_an_initrd_is_named_in_provision_failed() {
+    let (reason, _, _) = failing_provision(
+        tar(&[("vmlinuz", b"K"), ("cmdline", b"quiet")]),
+        "beskar7.handoff=kexec",
+    );
+    assert!(
+        reason.contains("the Kexec target has no initrd"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn a_kexec_cmdline_wanting_a_config_url_the_boot_lacks_fails() {
+    let (reason, _, _) = failing_provision(
+        tar(&[
+            ("vmlinuz", b"K"),
+            ("initrd.img", b"I"),
+            ("cmdline", b"talos.config=BESKAR7_CONFIG_URL"),
+        ]),
+        "beskar7.handoff=kexec",
+    );
+    assert!(reason.contains("no beskar7.config-url"), "{reason}");
+}
+
+#[test]
+fn an_image_larger_than_the_disk_is_refused_before_writing() {
+    let img = image_of(9 * MIB);
+    let digest = sha256(&img);
+    let (reason, tree, _) = failing_provision(img, &format!("beskar7.target-digest={digest}"));
+    assert!(reason.contains("larger than /dev/vda"), "{reason}");
+    let disk = std::fs::read(tree.path("dev/vda")).unwrap();
+    assert!(disk.iter().all(|&b| b == 0xee), "the disk was not touched");
+}
+
+#[test]
+fn cleaning_goes_on_when_the_report_is_not_accepted() {
+    let server = TestServer::start(
+        "leaf",
+        Box::new(|r: &Recorded| {
+            if r.path.starts_with("/api/v1/inspection/") {
+                response(400, b"malformed report")
+            } else {
+                response(202, b"{}")
+            }
+        }),
+    );
+    let params = params(&server, "beskar7.mode=clean");
+    let tree = machine(0xee);
+    let mut exec = Recorder::default();
+    assert_eq!(
+        run::run(&params, &env(&tree, &params), &mut exec).unwrap(),
+        Finish::PowerOff
+    );
+    assert_eq!(
+        paths(&server),
+        ["/api/v1/inspection/ns/h1", "/api/v1/cleaned/ns/h1"]
+    );
+    let disk = std::fs::read(tree.path("dev/vda")).unwrap();
+    assert!(disk[..MIB].iter().all(|&b| b == 0));
+}
