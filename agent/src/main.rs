@@ -75,10 +75,6 @@ fn main() -> ExitCode {
 /// PID 1: set up the machine, run, and park on anything that goes wrong (a panic included);
 /// never returns.
 fn pid1() -> ! {
-    eprintln!(
-        "beskar7-agent {} starting as init",
-        env!("CARGO_PKG_VERSION")
-    );
     let outcome = std::panic::catch_unwind(|| -> Result<(), String> {
         // Mounting first: the console may only exist once devtmpfs is on /dev.
         init::mount_filesystems()?;
