@@ -1,14 +1,17 @@
 //! Bringing up the network in the initramfs: the `BOOTIF` interface (or, without one, each
-//! wired interface with a link in turn) gets `beskar7.ip` or a DHCPv4 lease.
+//! wired interface with a link, racing) gets `beskar7.ip` or a DHCPv4 lease.
 //!
-//! The DHCP client is minimal and runs on a std `UdpSocket` bound to port 68 and tied to the
-//! interface (`SO_BINDTODEVICE`): DISCOVER → OFFER → REQUEST → ACK with the broadcast flag set,
+//! The DHCP client is minimal and runs on a `UdpSocket` bound to port 68 and tied to the
+//! interface (`SO_BINDTODEVICE`, `SO_REUSEADDR`: one client per link at once, the first lease
+//! wins): DISCOVER → OFFER → REQUEST → ACK with the broadcast flag set,
 //! so servers broadcast their answers and no raw socket is needed. It takes the address, the
 //! netmask and the router; it does not renew (the agent lives minutes, leases last longer), and
 //! it ignores DNS (the agent talks to IP literals). Addresses and the default route are set
 //! with the classic ioctls of [`crate::sys`]. IPv6 is not configured.
 
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use crate::cmdline::{MacAddr, StaticIp};
@@ -120,17 +123,18 @@ pub fn parse_reply(p: &[u8], xid: u32, mac: [u8; 6]) -> Option<(u8, Lease)> {
 }
 
 /// One DHCP exchange on `sock`, sending to `server` (the broadcast address on a machine),
-/// until `deadline`. Retransmits every 2 s.
+/// until `deadline` or until `stop` is set (another link won the race). Retransmits every 2 s.
 pub fn exchange(
     sock: &UdpSocket,
     server: SocketAddr,
     mac: [u8; 6],
     xid: u32,
     deadline: Instant,
+    stop: &AtomicBool,
 ) -> Result<Lease, String> {
     let mut offer: Option<Lease> = None;
     let mut buf = [0u8; 1500];
-    while Instant::now() < deadline {
+    while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
         let packet = match &offer {
             None => request_packet(DISCOVER, xid, mac, None),
             Some(o) => request_packet(REQUEST, xid, mac, Some((o.address, o.server))),
@@ -237,47 +241,84 @@ pub fn bring_up(
     while Instant::now() < carrier_by && !links.iter().any(|l| has_carrier(root, &l.name)) {
         std::thread::sleep(Duration::from_millis(200));
     }
-    let mut errors = Vec::new();
+    let mut errors: Vec<String> = Vec::new();
     loop {
-        for link in links
+        let up: Vec<Link> = links
             .iter()
-            .filter(|l| has_carrier(root, &l.name) || links.len() == 1)
-        {
-            let lease = match ip {
-                Some(s) => Ok(Lease {
+            .filter(|l| has_carrier(root, &l.name))
+            .cloned()
+            .collect();
+        let result = match ip {
+            // The static address goes to the first link with a carrier (BOOTIF's, when given).
+            Some(s) => Ok((
+                up.first().unwrap_or(&links[0]).clone(),
+                Lease {
                     address: s.address,
                     prefix_len: s.prefix_len,
                     router: s.gateway,
                     server: Ipv4Addr::UNSPECIFIED,
-                }),
-                None => dhcp_on(link, deadline.min(Instant::now() + Duration::from_secs(10))),
-            };
-            match lease.and_then(|l| apply(&ctl, &link.name, &l).map(|()| l)) {
-                Ok(l) => {
-                    return Ok(format!(
-                        "{} is {}/{}{} ({})",
-                        link.name,
-                        l.address,
-                        l.prefix_len,
-                        l.router.map(|r| format!(" via {r}")).unwrap_or_default(),
-                        if ip.is_some() { "beskar7.ip" } else { "DHCP" }
-                    ));
+                },
+            )),
+            None if up.is_empty() && links.len() == 1 => race(
+                &links,
+                deadline.min(Instant::now() + Duration::from_secs(10)),
+            ),
+            None if up.is_empty() => Err("no link has a carrier".to_string()),
+            None => race(&up, deadline.min(Instant::now() + Duration::from_secs(10))),
+        };
+        match result.and_then(|(link, l)| apply(&ctl, &link.name, &l).map(|()| (link, l))) {
+            Ok((link, l)) => {
+                return Ok(format!(
+                    "{} is {}/{}{} ({})",
+                    link.name,
+                    l.address,
+                    l.prefix_len,
+                    l.router.map(|r| format!(" via {r}")).unwrap_or_default(),
+                    if ip.is_some() { "beskar7.ip" } else { "DHCP" }
+                ));
+            }
+            Err(e) => {
+                if !errors.contains(&e) {
+                    errors.push(e);
                 }
-                Err(e) => errors.push(format!("{}: {e}", link.name)),
             }
         }
         if Instant::now() >= deadline || ip.is_some() {
-            errors.dedup();
             return Err(format!("no network: {}", errors.join("; ")));
         }
+        std::thread::sleep(Duration::from_millis(500));
     }
 }
 
-fn dhcp_on(link: &Link, deadline: Instant) -> Result<Lease, String> {
-    let sock = UdpSocket::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 68)))
-        .map_err(|e| format!("binding port 68: {e}"))?;
-    sock.set_broadcast(true).map_err(|e| e.to_string())?;
-    sys::bind_to_device(&sock, &link.name).map_err(|e| format!("SO_BINDTODEVICE: {e}"))?;
+/// DHCP on every link of `links` at once; the first lease wins and the other clients stop.
+fn race(links: &[Link], deadline: Instant) -> Result<(Link, Lease), String> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = mpsc::channel();
+    for link in links {
+        let (link, stop, tx) = (link.clone(), Arc::clone(&stop), tx.clone());
+        std::thread::spawn(move || {
+            let result = dhcp_on(&link, deadline, &stop);
+            let _ = tx.send((link, result));
+        });
+    }
+    drop(tx);
+    let mut errors = Vec::new();
+    for (link, result) in rx {
+        match result {
+            Ok(lease) => {
+                stop.store(true, Ordering::Relaxed);
+                return Ok((link, lease));
+            }
+            Err(e) => errors.push(format!("{}: {e}", link.name)),
+        }
+    }
+    Err(errors.join("; "))
+}
+
+fn dhcp_on(link: &Link, deadline: Instant, stop: &AtomicBool) -> Result<Lease, String> {
+    // One socket per link, all on port 68 (SO_REUSEADDR and SO_BINDTODEVICE before binding).
+    let sock = sys::udp_socket_on_device(&link.name, 68)
+        .map_err(|e| format!("a DHCP socket on port 68: {e}"))?;
     let mut xid = [0u8; 4];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut xid)
         .map_err(|_| "no randomness for the DHCP transaction ID".to_string())?;
@@ -287,6 +328,7 @@ fn dhcp_on(link: &Link, deadline: Instant) -> Result<Lease, String> {
         link.mac,
         u32::from_be_bytes(xid),
         deadline,
+        stop,
     )
 }
 
@@ -396,6 +438,7 @@ mod tests {
             MAC,
             42,
             Instant::now() + Duration::from_secs(20),
+            &AtomicBool::new(false),
         )
         .unwrap();
         assert_eq!(lease.address, Ipv4Addr::new(10, 0, 2, 15));
@@ -416,10 +459,32 @@ mod tests {
             MAC,
             1,
             start + Duration::from_millis(300),
+            &AtomicBool::new(false),
         )
         .unwrap_err();
         assert_eq!(err, "no DHCP lease in time");
         assert!(start.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_client_that_lost_the_race_stops() {
+        let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            flag.store(true, Ordering::Relaxed);
+        });
+        let start = Instant::now();
+        let far = start + Duration::from_secs(30);
+        assert!(exchange(&client, silent.local_addr().unwrap(), MAC, 1, far, &stop).is_err());
+        // Within one retransmission period of the stop.
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            start.elapsed()
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io;
 use std::net::{Ipv4Addr, UdpSocket};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// Turns the `-1`-and-errno convention into an `io::Result`.
 fn check(ret: libc::c_long) -> io::Result<libc::c_long> {
@@ -261,15 +261,35 @@ pub fn add_default_route(sock: &UdpSocket, name: &str, gateway: Ipv4Addr) -> io:
     check(ret.into()).map(drop)
 }
 
+/// `setsockopt(2)` of an `int` option.
+fn set_int_option(
+    fd: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: the option value is a live `c_int` with its exact size; the kernel copies it.
+    let ret = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    check(ret.into()).map(drop)
+}
+
 /// `SO_BINDTODEVICE`: the socket sends and receives only on the interface `name` (DHCP must
 /// leave through one link before it has an address).
-pub fn bind_to_device(sock: &UdpSocket, name: &str) -> io::Result<()> {
+fn bind_to_device(fd: RawFd, name: &str) -> io::Result<()> {
     let bytes = name.as_bytes();
     // SAFETY: the option value is `bytes` with its exact length, live for the whole call; the
     // kernel copies it.
     let ret = unsafe {
         libc::setsockopt(
-            sock.as_raw_fd(),
+            fd,
             libc::SOL_SOCKET,
             libc::SO_BINDTODEVICE,
             bytes.as_ptr().cast(),
@@ -277,6 +297,36 @@ pub fn bind_to_device(sock: &UdpSocket, name: &str) -> io::Result<()> {
         )
     };
     check(ret.into()).map(drop)
+}
+
+/// A UDP socket on `0.0.0.0:port` that sends and receives only on the interface `name`, may
+/// broadcast, and shares its port with the sockets of other interfaces (`SO_REUSEADDR`, set
+/// before binding, which std cannot do): one DHCP client per link, all on port 68 at once.
+pub fn udp_socket_on_device(name: &str, port: u16) -> io::Result<UdpSocket> {
+    // SAFETY: socket(2) takes no pointers.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    check(fd.into())?;
+    // SAFETY: `fd` is a fresh descriptor nothing else owns; `OwnedFd` closes it on every path.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    set_int_option(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+    set_int_option(fd, libc::SOL_SOCKET, libc::SO_BROADCAST, 1)?;
+    bind_to_device(fd, name)?;
+    let addr = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr { s_addr: 0 },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: `addr` is a live `sockaddr_in` and the length given is its size.
+    let ret = unsafe {
+        libc::bind(
+            fd,
+            (&addr as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    };
+    check(ret.into())?;
+    Ok(UdpSocket::from(owned))
 }
 
 #[cfg(test)]
@@ -295,6 +345,18 @@ mod tests {
     fn rtentry_has_the_kernels_size() {
         // sizeof(struct rtentry) on x86_64 Linux.
         assert_eq!(std::mem::size_of::<RtEntry>(), 120);
+    }
+
+    #[test]
+    fn sockets_on_a_device_need_the_device() {
+        // Binding to an interface that does not exist fails (ENODEV) whether or not this runs
+        // as root (without root: EPERM); either way no socket is leaked or returned.
+        let err = udp_socket_on_device("b7-no-such-if", 0).unwrap_err();
+        assert!(
+            matches!(err.raw_os_error(), Some(libc::ENODEV | libc::EPERM)),
+            "{err}"
+        );
+        assert!(udp_socket_on_device("a-name-that-is-much-too-long-for-linux", 0).is_err());
     }
 
     #[test]
