@@ -54,3 +54,20 @@ crds:
 clean:
 	$(CARGO) clean
 	rm -rf .venv
+
+# ---- beskar7-agent (issue 6): the static agent and the inspection image ---------------------
+# agent-static: target/x86_64-unknown-linux-gnu/release/beskar7-agent, glibc linked statically.
+# agent-image:  $(AGENT_IMAGE_OUT)/vmlinuz + initrd.img from Debian's kernel package, the agent
+#               as /init (users serve both at their inspectionImageURL). Needs apt lists, dpkg-deb,
+#               kmod (depmod), cpio, xz-utils, file; root only for /dev/console in the archive.
+AGENT_IMAGE_OUT ?= target/agent-image
+# agent-lab:    boots that image three times in QEMU/TCG (Image handoff, Kexec handoff, the kexec'd
+#               cleaning boot) against a scripted operator; manual, ~2 min, needs qemu-system-x86.
+.PHONY: agent-static agent-image agent-lab
+agent-static:
+	agent/image/build-static.sh
+agent-image:
+	OUT=$(AGENT_IMAGE_OUT) agent/image/build-image.sh
+agent-lab:
+	agent/image/lab/run-lab.sh $(AGENT_IMAGE_OUT)
+# ---- end beskar7-agent ----------------------------------------------------------------------

@@ -1,8 +1,10 @@
 //! `beskar7-agent`: the in-RAM agent that runs on the servers Beskar7 provisions.
 //!
-//! Phase 1 as a dry run (read the kernel command line, probe the hardware, choose the root disk,
-//! print the inspection report), or phase 1 followed by posting the report to the operator
-//! (`--report-only`). The handoffs come later. See `docs/agent.md`.
+//! As PID 1 of the initramfs: mount the kernel's filesystems, load the drivers, bring up the
+//! network, then the whole run (report, bootstrap, handoff or cleaning); it never exits, it
+//! parks on a failure. As a normal process: a dry run of phase 1 (`--dry-run`), posting the
+//! report (`--report-only`), or the whole run on an already configured machine (`--run`).
+//! See `docs/agent.md`.
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
@@ -10,12 +12,13 @@ use std::process::ExitCode;
 
 use beskar7_agent::callbacks::{Callbacks, Settings};
 use beskar7_agent::cmdline::{self, BootParams, Mode};
-use beskar7_agent::disk_select;
 use beskar7_agent::probe::{self, Root};
 use beskar7_agent::report::InspectionReport;
+use beskar7_agent::run::{self, Env, SystemExecutor};
+use beskar7_agent::{disk_select, init};
 use clap::Parser;
 
-/// Beskar7's in-RAM agent (so far: dry run, or posting the inspection report).
+/// Beskar7's in-RAM agent. As PID 1 it runs the whole flow and takes no options.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -23,30 +26,42 @@ struct Args {
     #[arg(long, value_name = "FILE", default_value = "/proc/cmdline")]
     cmdline_file: PathBuf,
     /// Parse, probe, choose the disk and print the inspection report as JSON; touch nothing.
-    #[arg(long, conflicts_with = "report_only")]
+    #[arg(long, conflicts_with_all = ["report_only", "run"])]
     dry_run: bool,
     /// Parse and probe, POST the inspection report to `beskar7.api` (TLS pinned to `beskar7.ca`,
     /// retried within `beskar7.timeout`), then exit; no disk is touched.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "run")]
     report_only: bool,
+    /// Run the whole flow on this machine (report, bootstrap, handoff or cleaning, then kexec,
+    /// reboot or power off) as PID 1 does, but without mounting, loading drivers or configuring
+    /// the network. It WRITES THE CHOSEN DISK (Image), WIPES DISKS (clean) and reboots.
+    #[arg(long)]
+    run: bool,
     /// The directory `/sys`, `/proc` and `/dev` are read below (fixture trees in tests).
     #[arg(long, value_name = "DIR", default_value = "/")]
     root: PathBuf,
 }
 
 fn main() -> ExitCode {
+    if init::is_pid1() {
+        pid1();
+    }
     let args = Args::parse();
     let result = if args.dry_run {
         dry_run(&args)
     } else if args.report_only {
         report_only(&args)
+    } else if args.run {
+        read_params(&args).and_then(|params| {
+            let env = Env::new(Root::new(&args.root), &params);
+            run::run(&params, &env, &mut SystemExecutor).map(|_| ExitCode::SUCCESS)
+        })
     } else {
-        eprintln!(
-            "beskar7-agent {}: only --dry-run and --report-only are implemented; the handoffs \
-             (Image, Kexec) and cleaning are not implemented yet",
-            env!("CARGO_PKG_VERSION")
-        );
-        return ExitCode::FAILURE;
+        Err(
+            "say --dry-run, --report-only or --run (as PID 1 of the initramfs the agent runs \
+             on its own)"
+                .to_string(),
+        )
     };
     match result {
         Ok(code) => code,
@@ -55,6 +70,39 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// PID 1: set up the machine, run, and park on anything that goes wrong (a panic included);
+/// never returns.
+fn pid1() -> ! {
+    let outcome = std::panic::catch_unwind(|| -> Result<(), String> {
+        // Mounting first: the console may only exist once devtmpfs is on /dev.
+        init::mount_filesystems()?;
+        eprintln!(
+            "beskar7-agent {} starting as init",
+            env!("CARGO_PKG_VERSION")
+        );
+        let args = Args {
+            cmdline_file: PathBuf::from("/proc/cmdline"),
+            dry_run: false,
+            report_only: false,
+            run: true,
+            root: PathBuf::from("/"),
+        };
+        let params = read_params(&args)?;
+        let root = Root::new("/");
+        init::load_drivers(&root);
+        init::network(&root, &params)?;
+        let mut env = Env::new(root, &params);
+        env.work_dir = init::work_dir().to_path_buf();
+        run::run(&params, &env, &mut SystemExecutor).map(drop)
+    });
+    let reason = match outcome {
+        Ok(Ok(())) => "the run ended without leaving the agent".to_string(),
+        Ok(Err(reason)) => reason,
+        Err(_) => "the agent panicked (see above)".to_string(),
+    };
+    run::park(&reason)
 }
 
 /// Reads and parses the command line file, wiping the text, and says what it describes.

@@ -142,13 +142,18 @@ fn cleaning_dry_run_lists_the_disks_it_would_wipe() {
 }
 
 #[test]
-fn without_dry_run_it_does_not_pretend() {
+fn without_a_mode_a_normal_process_does_nothing() {
     let tree = TempTree::new();
     tree.file("cmdline", golden_cmdline());
     let out = agent(&["--cmdline-file", tree.path("cmdline").to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(out.stdout.is_empty());
-    assert!(text(&out.stderr).contains("not implemented yet"));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("say --dry-run, --report-only or --run"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("test-token"));
 }
 
 /// The golden command line, calling back to `addr` with the test CA.

@@ -1,5 +1,6 @@
 //! The agent's integration tests (one binary): the golden contract files, the dry-run and
-//! report-only binary, and the callback client against local HTTPS servers.
+//! report-only binary, the callback client against local HTTPS servers, and the run loop end to
+//! end.
 #![forbid(unsafe_code)]
 
 use beskar7_agent::probe::Root;
@@ -11,3 +12,4 @@ mod binary;
 mod callbacks;
 mod golden;
 mod https_server;
+mod run;

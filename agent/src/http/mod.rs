@@ -6,6 +6,7 @@
 //! The bearer token goes into the `Authorization` header and nowhere else: the request head is
 //! overwritten once written, and errors never carry it.
 
+pub mod download;
 pub mod tls;
 pub mod wire;
 
@@ -280,7 +281,7 @@ impl HttpsClient {
 }
 
 /// An I/O error → the error of a request.
-fn classify(addr: &str, e: io::Error) -> HttpError {
+pub(crate) fn classify(addr: &str, e: io::Error) -> HttpError {
     let addr = addr.to_string();
     if matches!(
         e.kind(),

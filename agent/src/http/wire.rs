@@ -113,6 +113,16 @@ pub fn read_response(input: &mut impl BufRead) -> Result<Response, WireError> {
     }
 }
 
+/// Reads a response head, skipping interim (1xx) responses; the body is left in `input`.
+pub fn read_final_head(input: &mut impl BufRead) -> Result<Response, WireError> {
+    loop {
+        let response = read_head(input)?;
+        if !(100..200).contains(&response.status) {
+            return Ok(response);
+        }
+    }
+}
+
 fn read_head(input: &mut impl BufRead) -> Result<Response, WireError> {
     let mut budget = MAX_HEAD;
     let status_line = read_line(input, &mut budget)?;

@@ -133,7 +133,7 @@ pub(crate) fn read_trimmed(path: &Path) -> Option<String> {
 }
 
 /// The sorted names of a directory's entries (empty when it cannot be read).
-pub(crate) fn list_dir(path: &Path) -> Vec<String> {
+pub fn list_dir(path: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(path)
         .map(|rd| {
             rd.filter_map(Result::ok)
