@@ -15,6 +15,9 @@ help:
 	@echo "make venv       the Python venv the tests need (.venv)"
 	@echo "make crds       regenerate crds/ from the API types in src/api"
 	@echo "make bench-apiserver  10,000 objects, 20 watchers: create, list and watch fan-out figures"
+	@echo "make agent-static  the agent as one static binary (glibc, crt-static)"
+	@echo "make agent-image   vmlinuz + initrd.img with the agent as /init (Debian kernel)"
+	@echo "make agent-lab     boots that image in QEMU: Image, Kexec and cleaning (manual, ~2 min)"
 
 build:
 	$(CARGO) build --workspace --locked

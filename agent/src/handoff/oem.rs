@@ -153,16 +153,17 @@ mod tests {
         assert_eq!(partitions(&root, "vda"), ["vda1", "vda2"]);
         assert_eq!(find_oem(&root, "vda").unwrap(), "vda2");
 
-        // A real ext4 filesystem, when mkfs.ext4 is installed (no root needed for a file).
+        // A real ext4 filesystem (no root needed for a file; .ci/system-packages.sh installs
+        // e2fsprogs where it is missing).
         let image = dir.join("dev/vda2");
         std::fs::write(&image, vec![0u8; 8 << 20]).unwrap();
         let made = std::process::Command::new("mkfs.ext4")
             .args(["-q", "-F", "-L", "COS_OEM"])
             .arg(&image)
-            .status();
-        if made.is_ok_and(|s| s.success()) {
-            assert_eq!(find_oem(&root, "vda").unwrap(), "vda2");
-        }
+            .status()
+            .expect("mkfs.ext4 makes a real filesystem: install Debian's e2fsprogs");
+        assert!(made.success(), "mkfs.ext4 failed: {made}");
+        assert_eq!(find_oem(&root, "vda").unwrap(), "vda2");
         std::fs::write(&image, superblock("OTHER")).unwrap();
         let err = find_oem(&root, "vda").unwrap_err();
         assert!(

@@ -304,16 +304,14 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn real_tar_output_is_read_when_tar_is_installed() {
+    fn real_tar_output_is_read() {
         let dir = crate::handoff::tar::tests::scratch("tar");
         std::fs::write(dir.join("vmlinuz"), b"kernel bytes").unwrap();
         std::fs::write(dir.join("initrd.img"), vec![3u8; 70_000]).unwrap();
-        let Ok(out) = std::process::Command::new("tar")
+        let out = std::process::Command::new("tar")
             .args(["-C", dir.to_str().unwrap(), "-c", "vmlinuz", "initrd.img"])
             .output()
-        else {
-            return; // no tar(1) here
-        };
+            .expect("tar(1) writes a real archive: install Debian's tar");
         let got = names(&out.stdout).unwrap();
         assert_eq!(got[0], ("vmlinuz".to_string(), b"kernel bytes".to_vec()));
         assert_eq!(got[1].1.len(), 70_000);
