@@ -4,5 +4,6 @@
 mod apiserver;
 mod bmc;
 mod cli;
+mod host;
 mod kubectl;
 mod support;
