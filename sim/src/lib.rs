@@ -8,4 +8,5 @@
 pub mod apiserver;
 pub mod bench;
 pub mod bmc;
+pub mod capi;
 pub mod host;

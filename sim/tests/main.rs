@@ -3,6 +3,7 @@
 
 mod apiserver;
 mod bmc;
+mod capi;
 mod cli;
 mod host;
 mod kubectl;
