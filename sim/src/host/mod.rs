@@ -21,7 +21,7 @@ mod server;
 
 pub use cmdline::Handoff;
 pub use hardware::{Disk, Hardware, Nic};
-pub use server::SimServer;
+pub use server::{SimServer, mac_for};
 
 use crate::bmc::{Bmc, BootEvent};
 use cmdline::Secret;

@@ -54,3 +54,38 @@ impl Drop for SimServer {
         }
     }
 }
+
+/// The MAC of server `index` in [`SimServer::start_many`]: `52:54:00:b7:HH:LL`.
+pub fn mac_for(index: u32) -> String {
+    format!(
+        "52:54:00:b7:{:02x}:{:02x}",
+        (index >> 8) & 0xff,
+        index & 0xff
+    )
+}
+
+impl SimServer {
+    /// `count` servers named `<prefix>-<i>` (i from 1) with [`Hardware::standard`] and
+    /// [`mac_for`] MACs, each with its own BMC on a free loopback port.
+    pub async fn start_many(
+        prefix: &str,
+        count: u32,
+        bmc: BmcConfig,
+        host: HostConfig,
+    ) -> Result<Vec<SimServer>, String> {
+        let mut servers = Vec::with_capacity(count as usize);
+        for i in 1..=count {
+            let hardware = Hardware::standard(i, &mac_for(i));
+            servers.push(
+                SimServer::start(
+                    &format!("{prefix}-{i}"),
+                    hardware,
+                    bmc.clone(),
+                    host.clone(),
+                )
+                .await?,
+            );
+        }
+        Ok(servers)
+    }
+}

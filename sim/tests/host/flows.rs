@@ -2,6 +2,7 @@
 //! bootstrap data, cleaning, power-off mid-flight, and secrets kept out of every log.
 
 use super::*;
+use beskar7_sim::bmc::BmcConfig;
 use beskar7_sim::host::{DiskContents, FirstStage, Handoff};
 use std::io::Write;
 use std::sync::Mutex;
@@ -228,4 +229,63 @@ async fn callbacks_trust_only_the_ca_of_the_kernel_line() {
         !op.calls().iter().any(|c| c.path.contains("/inspection/")),
         "no request got through the handshake"
     );
+}
+
+#[tokio::test]
+async fn many_servers_each_with_a_bmc_describing_its_host() {
+    let op = Operator::start(false).await;
+    let mut config = HostConfig::new(&op.boot_url);
+    config.timing = fast_timing();
+    let servers = SimServer::start_many("rack", 3, BmcConfig::default(), config)
+        .await
+        .unwrap();
+    let http = crate::support::http_client(Duration::from_secs(5));
+    let mut urls = std::collections::HashSet::new();
+    for (i, s) in servers.iter().enumerate() {
+        assert_eq!(s.host.name(), format!("rack-{}", i + 1));
+        assert!(urls.insert(s.redfish_url.clone()));
+        let get = |url: String| {
+            let http = http.clone();
+            async move {
+                http.get(url)
+                    .basic_auth("admin", Some("password"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json::<serde_json::Value>()
+                    .await
+                    .unwrap()
+            }
+        };
+        let base = s.redfish_url.split("/redfish/").next().unwrap().to_string();
+        let nics = get(format!("{}/EthernetInterfaces", s.redfish_url)).await;
+        let nic = get(format!(
+            "{base}{}",
+            nics["Members"][0]["@odata.id"].as_str().unwrap()
+        ))
+        .await;
+        assert_eq!(
+            nic["MACAddress"].as_str().unwrap().to_ascii_lowercase(),
+            s.host.hardware().boot_mac().unwrap(),
+            "the BMC describes the host's NIC"
+        );
+        let system: serde_json::Value = http
+            .get(&s.redfish_url)
+            .basic_auth("admin", Some("password"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(system["SerialNumber"], s.host.hardware().serial);
+        let macs: Vec<String> = s
+            .host
+            .hardware()
+            .nics
+            .iter()
+            .map(|n| n.mac.clone())
+            .collect();
+        assert_eq!(macs, [beskar7_sim::host::mac_for(i as u32 + 1)]);
+    }
 }
