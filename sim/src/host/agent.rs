@@ -3,7 +3,7 @@
 
 use super::client::Callbacks;
 use super::cmdline::{BootParams, Handoff, Secret};
-use super::{DiskContents, Hardware, HostState, Misbehaviour, OsInfo, VirtualHost};
+use super::{DiskContents, HostState, Misbehaviour, OsInfo, VirtualHost};
 use std::sync::Arc;
 use tokio::time::Instant;
 
@@ -82,8 +82,7 @@ async fn provision(
     let report = match misbehaviour {
         Some(Misbehaviour::ReportsGarbage) => b"{\"cpus\": [ this is not json".to_vec(),
         Some(Misbehaviour::TooLittleHardware) => {
-            let mac = host.hardware.boot_mac().unwrap_or("00:00:00:00:00:00");
-            serde_json::to_vec(&Hardware::tiny(0, mac).report()).expect("json")
+            serde_json::to_vec(&host.hardware.shrunk().report()).expect("json")
         }
         _ => serde_json::to_vec(&host.hardware.report()).expect("json"),
     };

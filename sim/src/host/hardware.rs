@@ -70,16 +70,24 @@ impl Hardware {
         }
     }
 
-    /// A server too small for most requirements: 1 socket × 2 cores, 1 × 4 GiB, a 16 GB disk.
+    /// A server too small for most requirements: [`Hardware::standard`], shrunk.
     pub fn tiny(index: u32, mac: &str) -> Hardware {
-        let mut hw = Hardware::standard(index, mac);
+        Hardware::standard(index, mac).shrunk()
+    }
+
+    /// The same server (identity, NICs) with 1 socket × 2 cores, 1 × 4 GiB and one 16 GB disk.
+    pub fn shrunk(&self) -> Hardware {
+        let mut hw = self.clone();
         hw.sockets = 1;
         hw.cores_per_socket = 2;
         hw.dimms = 1;
         hw.dimm_gib = 4;
-        hw.disks[0].size_gb = 16;
-        hw.disks[0].kind = "SSD".into();
-        hw.disks[0].name = "/dev/sda".into();
+        hw.disks = vec![Disk {
+            name: "/dev/sda".into(),
+            size_gb: 16,
+            kind: "SSD".into(),
+            serial: format!("{}-SDA", self.serial),
+        }];
         hw
     }
 

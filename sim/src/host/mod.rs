@@ -74,7 +74,7 @@ pub enum Misbehaviour {
     NeverReports,
     /// The report is not JSON.
     ReportsGarbage,
-    /// The report describes a far smaller machine ([`Hardware::tiny`]).
+    /// The report describes a far smaller machine ([`Hardware::shrunk`]).
     TooLittleHardware,
     /// After getting the bootstrap data, report `provision-failed` with this reason.
     FailsDeploy(String),
@@ -338,6 +338,10 @@ async fn drive(
                 };
                 let Some(host) = host.upgrade() else { break };
                 host.replace_running(None);
+                if !*power.borrow() {
+                    // Powered off again before this boot was looked at: nothing runs.
+                    continue;
+                }
                 host.log(format!("boot from {} ({})", boot.target, boot.mode));
                 let task = tokio::spawn(firmware::boot(host.clone(), boot));
                 host.replace_running(Some(task));
