@@ -63,7 +63,10 @@ pub(super) async fn run(host: Arc<VirtualHost>, cmdline: String) {
             provision(&host, &params, &callbacks, misbehaviour).await
         }
     };
-    match tokio::time::timeout_at(deadline, work).await {
+    // The calls themselves stop retrying at the deadline and say why (the last failure); this
+    // backstop, one request later, only ends a run that hangs.
+    let backstop = deadline + timing.request_timeout;
+    match tokio::time::timeout_at(backstop, work).await {
         Ok(Ok(())) => {}
         Ok(Err(reason)) => host.set_state(HostState::Failed(reason)),
         Err(_) => host.set_state(HostState::Failed(format!(

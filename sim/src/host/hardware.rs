@@ -181,4 +181,37 @@ mod tests {
         assert_eq!(r["nics"][0]["macAddress"], "52:54:00:aa:00:03");
         assert_eq!(hw.server_spec().cpu_cores, 32);
     }
+
+    /// Every field the report sends is one the golden report has, with the same JSON type, so
+    /// a rename on either side fails here.
+    #[test]
+    fn the_report_uses_the_golden_reports_fields_and_types() {
+        let golden: Value = serde_json::from_str(include_str!(
+            "../../../../shared/fixtures/inspector-contract/golden_inspection_report.json"
+        ))
+        .unwrap();
+        fn same_shape(ours: &Value, golden: &Value, path: &str) {
+            match (ours, golden) {
+                (Value::Object(o), Value::Object(g)) => {
+                    for (k, v) in o {
+                        let gv = g
+                            .get(k)
+                            .unwrap_or_else(|| panic!("{path}.{k} is not in the golden report"));
+                        same_shape(v, gv, &format!("{path}.{k}"));
+                    }
+                }
+                (Value::Array(o), Value::Array(g)) => {
+                    if let (Some(first), Some(gfirst)) = (o.first(), g.first()) {
+                        same_shape(first, gfirst, &format!("{path}[]"));
+                    }
+                }
+                (Value::String(_), Value::String(_)) | (Value::Number(_), Value::Number(_)) => {}
+                (o, g) => panic!("{path}: {o} where the golden report has {g}"),
+            }
+        }
+        let ours = Hardware::standard(1, "52:54:00:00:00:01").report();
+        same_shape(&ours, &golden, "report");
+        let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        assert_eq!(keys(&ours), keys(&golden), "the same top-level fields");
+    }
 }

@@ -289,3 +289,40 @@ async fn many_servers_each_with_a_bmc_describing_its_host() {
         assert_eq!(macs, [beskar7_sim::host::mac_for(i as u32 + 1)]);
     }
 }
+
+#[tokio::test]
+async fn the_first_stage_over_https_trusts_the_configured_ca() {
+    let op = Operator::start(false).await;
+    let callback_url = op.callback_url.clone();
+    let s = server(&op, 7, |c| {
+        c.boot_url = callback_url;
+        c.boot_ca_pem = Some(operator::CA_PEM.to_string());
+    })
+    .await;
+    op.attempt(&mac(7), attempt(7, "tok-https"));
+    pxe_boot(&s.bmc, "Once").await;
+    wait_state(&s, |st| *st == HostState::RunningOS).await;
+    assert_eq!(op.call_lines()[0], "GET /ipxe?mac=52-54-00-00-10-07 200");
+}
+
+#[tokio::test]
+async fn the_agent_gives_up_after_beskar7_timeout() {
+    let op = Operator::start(false).await;
+    let s = server(&op, 8, |_| {}).await;
+    let mut a = attempt(8, "tok-timeout");
+    a.timeout_secs = 1;
+    a.bootstrap_ready = false;
+    op.attempt(&mac(8), a);
+    pxe_boot(&s.bmc, "Once").await;
+    let state = wait_state(&s, |st| matches!(st, HostState::Failed(_))).await;
+    let HostState::Failed(reason) = state else {
+        unreachable!()
+    };
+    assert!(reason.contains("gave up"), "{reason}");
+    let polls = op
+        .calls()
+        .iter()
+        .filter(|c| c.path.contains("/bootstrap/"))
+        .count();
+    assert!(polls > 3, "it polled meanwhile: {polls}");
+}
