@@ -17,17 +17,20 @@ pub(super) async fn run(host: Arc<VirtualHost>, cmdline: String) {
         }
     };
     drop(cmdline);
-    let misbehaviour = {
+    let (misbehaviour, token) = {
         let mut inner = host.lock();
-        let misbehaviour = inner.misbehaviour.clone();
-        // Remember this boot's token; the replaying misbehaviour uses the one before it.
-        let previous = inner.last_token.replace(params.token.clone());
-        match (&misbehaviour, previous) {
-            (Some(Misbehaviour::ReplaysOldToken), Some(old)) => (misbehaviour, old),
-            _ => (misbehaviour, params.token.clone()),
+        // Remember the tokens of the last two attempts (a re-boot of the same attempt carries
+        // the same token); the replaying misbehaviour uses the older one.
+        if inner.last_token.as_ref() != Some(&params.token) {
+            inner.older_token = inner.last_token.replace(params.token.clone());
         }
+        let misbehaviour = inner.misbehaviour.clone();
+        let token = match (&misbehaviour, &inner.older_token) {
+            (Some(Misbehaviour::ReplaysOldToken), Some(old)) => old.clone(),
+            _ => params.token.clone(),
+        };
+        (misbehaviour, token)
     };
-    let (misbehaviour, token) = misbehaviour;
     if token != params.token {
         host.log("uses the previous attempt's token (misbehaviour)");
     }

@@ -1,6 +1,6 @@
 //! The part of iPXE a virtual host needs: run a script (`#!ipxe`) line by line, with variables,
 //! `chain` to further scripts, and end in either a loaded kernel that is booted or `exit`.
-//! Fetching is left to the caller ([`Fetch`]) so this stays a pure interpreter.
+//! Fetching is left to the caller ([`Step::Fetch`]) so this stays a pure interpreter.
 
 use std::collections::HashMap;
 

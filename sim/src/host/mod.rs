@@ -159,8 +159,10 @@ struct Inner {
     events: Vec<HostEvent>,
     disk: DiskContents,
     os: Option<OsInfo>,
-    /// The newest token a boot carried: what [`Misbehaviour::ReplaysOldToken`] replays.
+    /// The newest token a boot carried, and the one of the attempt before:
+    /// what [`Misbehaviour::ReplaysOldToken`] replays.
     last_token: Option<Secret>,
+    older_token: Option<Secret>,
     misbehaviour: Option<Misbehaviour>,
     /// [`Misbehaviour::RebootsMidDeploy`] reboots once per setting.
     rebooted_mid_deploy: bool,
@@ -211,6 +213,7 @@ impl VirtualHost {
                 disk: DiskContents::Empty,
                 os: None,
                 last_token: None,
+                older_token: None,
                 misbehaviour: config.misbehaviour.clone(),
                 rebooted_mid_deploy: false,
             }),
