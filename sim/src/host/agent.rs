@@ -17,6 +17,16 @@ pub(super) async fn run(host: Arc<VirtualHost>, cmdline: String) {
         }
     };
     drop(cmdline);
+    // The agent brings up the interface BOOTIF names: a MAC of another server is the
+    // operator rendering the wrong host's script.
+    if let Some(mac) = params.bootif_mac()
+        && !host.hardware.nics.iter().any(|n| n.mac == mac)
+    {
+        host.set_state(HostState::Failed(format!(
+            "agent: BOOTIF names {mac}, not a NIC of this server"
+        )));
+        return;
+    }
     let (misbehaviour, token) = {
         let mut inner = host.lock();
         // Remember the tokens of the last two attempts (a re-boot of the same attempt carries

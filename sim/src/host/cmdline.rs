@@ -84,6 +84,14 @@ fn words(cmdline: &str) -> Vec<String> {
 }
 
 impl BootParams {
+    /// The MAC `BOOTIF` names, colon-separated, lower case.
+    pub fn bootif_mac(&self) -> Option<String> {
+        self.bootif
+            .as_deref()
+            .and_then(|b| b.strip_prefix("01-"))
+            .map(|m| m.replace('-', ":").to_ascii_lowercase())
+    }
+
     /// Reads the `beskar7.*` parameters and `BOOTIF`; errors name the parameter but never quote
     /// the token.
     pub fn parse(cmdline: &str) -> Result<BootParams, String> {
@@ -168,6 +176,25 @@ impl BootParams {
             clean,
             bootif: take("BOOTIF"),
         };
+        if let Some(b) = &params.bootif {
+            let mac = b.strip_prefix("01-").unwrap_or("");
+            let ok = mac.len() == 17
+                && mac.split('-').count() == 6
+                && mac
+                    .split('-')
+                    .all(|o| o.len() == 2 && o.bytes().all(|c| c.is_ascii_hexdigit()));
+            if !ok {
+                return Err(format!("BOOTIF={b:?} is not 01-aa-bb-cc-dd-ee-ff"));
+            }
+        }
+        if let Some(p) = &params.provider_id {
+            let well_formed = p
+                .split_once("://")
+                .is_some_and(|(scheme, id)| !scheme.is_empty() && !id.is_empty());
+            if !well_formed {
+                return Err(format!("beskar7.provider-id={p:?} is not <scheme>://<id>"));
+            }
+        }
         if !params.clean {
             if params.target.is_none() {
                 return Err("beskar7.target is missing".into());
@@ -238,6 +265,22 @@ mod tests {
         assert!(
             BootParams::parse(&format!("{base} beskar7.token=abc beskar7.handoff=kexec")).is_ok()
         );
+        let e = BootParams::parse(&format!(
+            "{base} beskar7.token=abc beskar7.handoff=kexec BOOTIF=52-54-00-00-00-01"
+        ))
+        .unwrap_err();
+        assert!(e.starts_with("BOOTIF"), "{e}");
+        let p = BootParams::parse(&format!(
+            "{base} beskar7.token=abc beskar7.handoff=kexec BOOTIF=01-52-54-00-AA-00-01"
+        ))
+        .unwrap();
+        assert_eq!(p.bootif_mac().as_deref(), Some("52:54:00:aa:00:01"));
+        let e = BootParams::parse(&format!(
+            "{} beskar7.token=abc beskar7.handoff=kexec",
+            base.replace("b7://n/h/m", "host-1")
+        ))
+        .unwrap_err();
+        assert!(e.contains("provider-id"), "{e}");
         let e = BootParams::parse(&format!("{base} beskar7.token=a beskar7.token=b")).unwrap_err();
         assert!(e.contains("twice"));
         assert_eq!(words(r#"a "b c" d="e f""#), ["a", "b c", "d=e f"]);

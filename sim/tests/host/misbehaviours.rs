@@ -147,3 +147,19 @@ async fn replaying_an_old_token_gets_401_and_stops() {
     assert_eq!(last.bearer.as_deref(), Some("tok-first"));
     assert_eq!(last.status, 401);
 }
+
+/// Not a host misbehaviour but an operator's: the host notices a script meant for another server.
+#[tokio::test]
+async fn a_script_whose_bootif_names_another_server_fails_the_boot() {
+    let op = Operator::start(false).await;
+    let s = server(&op, 27, |_| {}).await;
+    let mut a = attempt(27, "tok-27");
+    a.bootif = Some("01-52-54-00-00-10-99".into());
+    op.attempt(&mac(27), a);
+    pxe_boot(&s.bmc, "Once").await;
+    assert_eq!(
+        failed_reason(wait_state(&s, |st| matches!(st, HostState::Failed(_))).await),
+        "agent: BOOTIF names 52:54:00:00:10:99, not a NIC of this server"
+    );
+    assert_eq!(op.calls().len(), 2, "first stage and /boot, no callback");
+}

@@ -39,6 +39,8 @@ pub struct Attempt {
     pub config_nonce: Option<String>,
     /// Chain to a user's `.ipxe` script with `set beskar7-args` (the `.ipxe` image URL form).
     pub user_script: bool,
+    /// Render this `BOOTIF` instead of the booting MAC's (an operator bug).
+    pub bootif: Option<String>,
 }
 
 impl Attempt {
@@ -56,6 +58,7 @@ impl Attempt {
             bootstrap_ready: true,
             config_nonce: None,
             user_script: false,
+            bootif: None,
         }
     }
 }
@@ -289,7 +292,10 @@ fn route(
 /// (`initrd=`, `loglevel=`, `beskar7.timeout`, the [ext] parameters).
 fn render(op: &Operator, a: &Attempt, mac: &str) -> String {
     let ca = base64::engine::general_purpose::STANDARD.encode(CA_PEM);
-    let bootif = format!("01-{}", mac.replace(':', "-"));
+    let bootif = a
+        .bootif
+        .clone()
+        .unwrap_or_else(|| format!("01-{}", mac.replace(':', "-")));
     let golden_kernel = GOLDEN_SCRIPT
         .lines()
         .find_map(|l| l.strip_prefix("kernel http://images.example.invalid/vmlinuz "))
