@@ -170,6 +170,20 @@ impl CapiStandIn {
         Ok(())
     }
 
+    /// A `Beskar7MachineTemplate` whose `spec.template.spec` is `machine_spec` (what a user's
+    /// cluster manifest brings; CAPI itself does not create it).
+    pub async fn create_template(&self, name: &str, machine_spec: Value) -> Result<()> {
+        let ar = self.infra("Beskar7MachineTemplate").await?;
+        self.create(
+            &ar,
+            json!({"apiVersion": ar.api_version, "kind": "Beskar7MachineTemplate",
+                "metadata": {"name": name, "namespace": self.namespace},
+                "spec": {"template": {"spec": machine_spec}}}),
+        )
+        .await?;
+        Ok(())
+    }
+
     /// One Machine of `cluster` with its bootstrap Secret and a `Beskar7Machine` cloned from
     /// the `Beskar7MachineTemplate` `template`.
     pub async fn create_machine(

@@ -1,7 +1,7 @@
 //! The CAPI stand-in against the sim apiserver with CAPI's CRDs (v1beta2) and Beskar7's own.
 
 use crate::support::{create_namespace, server};
-use beskar7_sim::capi::{CapiStandIn, objects};
+use beskar7_sim::capi::{CapiStandIn, MachineOptions, objects};
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::runtime::wait::await_condition;
 use kube::{Client, ResourceExt};
@@ -21,6 +21,14 @@ async fn setup() -> (Client, CapiStandIn) {
     apiserver.load_crds(&root.join("../crds")).expect("crds/");
     create_namespace(&client, NS).await;
     let capi = CapiStandIn::new(client.clone(), NS);
+    capi.create_template(
+        "plain",
+        json!({"inspectionImageURL": "http://images.example.invalid/agent",
+            "targetImageURL": "http://images.example.invalid/other.raw",
+            "handoff": "Kexec"}),
+    )
+    .await
+    .expect("template through create_template");
     let templates = capi.api_for("Beskar7MachineTemplate").await;
     let template: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1", "kind": "Beskar7MachineTemplate",
@@ -289,4 +297,33 @@ async fn deleting_a_machine_waits_for_the_infra_machines_finalizer() {
     assert!(capi.machines().get_opt("c1-md-0").await.unwrap().is_none());
     assert!(b7ms.get_opt("c1-md-0").await.unwrap().is_none());
     assert!(capi.secrets().get_opt("c1-md-0").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_machine_from_create_template_with_its_own_bootstrap_data() {
+    let (_client, capi) = setup().await;
+    let options = MachineOptions {
+        bootstrap: Some("#cloud-config\nprovider: BESKAR7_PROVIDER_ID\n".into()),
+        ..MachineOptions::default()
+    };
+    capi.create_machine("c1", "m-plain", "plain", &options)
+        .await
+        .unwrap();
+    let b7m = capi
+        .api_for("Beskar7Machine")
+        .await
+        .get("m-plain")
+        .await
+        .unwrap();
+    assert_eq!(b7m.data["spec"]["handoff"], "Kexec");
+    assert_eq!(
+        b7m.annotations()["cluster.x-k8s.io/cloned-from-name"],
+        "plain"
+    );
+    assert!(!b7m.labels().contains_key("pool"));
+    let secret = capi.secrets().get("m-plain").await.unwrap();
+    assert_eq!(
+        secret.data.as_ref().unwrap()["value"].0,
+        b"#cloud-config\nprovider: BESKAR7_PROVIDER_ID\n"
+    );
 }
