@@ -1,9 +1,12 @@
 //! `beskar7-sim`: the simulated datacenter Beskar7 is tested and demonstrated in.
 //!
-//! Today it holds the in-memory Kubernetes API server ([`apiserver`]); the Redfish BMC simulator,
-//! virtual hosts and the Cluster API stand-in join it in later issues.
+//! The in-memory Kubernetes API server ([`apiserver`]), Redfish BMCs ([`bmc`]), the virtual
+//! servers behind them that play the agent when PXE-booted ([`host`]), and a small stand-in for
+//! Cluster API's core ([`capi`]).
 #![forbid(unsafe_code)]
 
 pub mod apiserver;
 pub mod bench;
 pub mod bmc;
+pub mod capi;
+pub mod host;

@@ -3,6 +3,8 @@
 
 mod apiserver;
 mod bmc;
+mod capi;
 mod cli;
+mod host;
 mod kubectl;
 mod support;

@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use tree::Tree;
 
 /// How to build one simulated BMC.
@@ -143,6 +143,9 @@ pub struct Bmc {
     quirks: Quirks,
     config: BmcConfig,
     boots: broadcast::Sender<BootEvent>,
+    /// Whether the server is powered (transitions complete), for virtual hosts: a power-off
+    /// stops whatever the server was doing.
+    powered: watch::Sender<bool>,
     this: Weak<Bmc>,
 }
 
@@ -173,11 +176,13 @@ impl Bmc {
             immediate: Vec::new(),
         };
         let (boots, _) = broadcast::channel(64);
+        let (powered, _) = watch::channel(powered_on);
         Ok(Arc::new_cyclic(|this| Bmc {
             state: Mutex::new(state),
             quirks,
             config,
             boots,
+            powered,
             this: this.clone(),
         }))
     }
@@ -256,5 +261,11 @@ impl Bmc {
     /// Boots from now on.
     pub fn subscribe_boots(&self) -> broadcast::Receiver<BootEvent> {
         self.boots.subscribe()
+    }
+
+    /// Whether the server is powered, updated when a power transition completes. A restart
+    /// (on → on) does not change it: it is announced as a boot instead.
+    pub fn subscribe_power(&self) -> watch::Receiver<bool> {
+        self.powered.subscribe()
     }
 }

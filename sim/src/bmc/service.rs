@@ -671,11 +671,49 @@ impl Bmc {
                 });
             }
             self.changed(&mut state, &system);
+            self.powered.send_if_modified(|on| {
+                let changed = *on != done.target_on;
+                *on = done.target_on;
+                changed
+            });
             event
         };
         if let Some(event) = event {
             // Nobody listening is fine: a BMC without a virtual host behind it.
             let _ = self.boots.send(event);
+        }
+    }
+}
+
+/// What the server's own operating system (or a virtual host playing it) does to its power,
+/// as opposed to a Redfish client: it takes the same transitions, so a reboot boots through the
+/// same override logic and is announced to [`Bmc::subscribe_boots`].
+impl Bmc {
+    /// A warm reboot from inside the server (`reboot`, a panic, an agent restarting the
+    /// machine). Nothing happens when the server is off or heading off.
+    pub fn os_reboot(&self) {
+        self.os_power(true);
+    }
+
+    /// The server powers itself off (`poweroff`). Nothing happens when it is already off.
+    pub fn os_power_off(&self) {
+        self.os_power(false);
+    }
+
+    fn os_power(&self, restart: bool) {
+        let due = {
+            let mut state = self.lock();
+            if !state.power.heading_on() {
+                return;
+            }
+            let generation = state.power.start(restart, restart);
+            let system = state.system.clone();
+            self.changed(&mut state, &system);
+            self.schedule(&mut state, generation);
+            std::mem::take(&mut state.immediate)
+        };
+        for generation in due {
+            self.complete(generation);
         }
     }
 }

@@ -214,3 +214,45 @@ async fn xcc_rejects_continuous_and_no_once_rejects_once() {
         StatusCode::NO_CONTENT
     );
 }
+
+#[tokio::test]
+async fn the_servers_own_reboot_and_poweroff_go_through_the_same_transitions() {
+    // Zero delay: transitions complete before the call returns.
+    let t = persona(Persona::Generic).await;
+    let mut boots = t.bmc.subscribe_boots();
+    let mut power = t.bmc.subscribe_power();
+    assert!(!*power.borrow_and_update());
+    t.bmc.os_reboot();
+    t.bmc.os_power_off();
+    assert!(
+        boots.try_recv().is_err(),
+        "an off server neither reboots nor powers off"
+    );
+    assert!(!power.has_changed().unwrap());
+
+    let system = t.bmc.system_path();
+    let continuous = json!({"Boot": {"BootSourceOverrideTarget": "Pxe", "BootSourceOverrideEnabled": "Continuous"}});
+    assert!(patch(&t, continuous, None).await.status.is_success());
+    let target = format!("{system}/Actions/ComputerSystem.Reset");
+    t.send(Method::POST, &target, Some(json!({"ResetType": "On"})), &[])
+        .await;
+    assert_eq!(boots.recv().await.unwrap().target, "Pxe");
+    assert!(power.has_changed().unwrap() && *power.borrow_and_update());
+
+    // A reboot from inside keeps the power on (no power change) and boots through the override.
+    t.bmc.os_reboot();
+    assert_eq!(
+        boots.recv().await.unwrap().target,
+        "Pxe",
+        "Continuous stays"
+    );
+    assert!(!power.has_changed().unwrap());
+    let disabled = json!({"Boot": {"BootSourceOverrideEnabled": "Disabled"}});
+    assert!(patch(&t, disabled, None).await.status.is_success());
+    t.bmc.os_reboot();
+    assert_eq!(boots.recv().await.unwrap().target, "Hdd");
+
+    t.bmc.os_power_off();
+    assert!(power.has_changed().unwrap() && !*power.borrow_and_update());
+    assert_eq!(t.system().await["PowerState"], "Off");
+}
