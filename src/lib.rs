@@ -2,4 +2,6 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod callback;
 pub mod redfish;
+pub mod tokens;
