@@ -1,4 +1,5 @@
 //! The operator's integration tests, one binary.
 
 mod api;
+mod callback;
 mod redfish;

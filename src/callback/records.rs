@@ -1,14 +1,16 @@
-//! What the callback records on a host: status writes by server-side apply on `/status` under
-//! the field manager [`FIELD_MANAGER`], touching only the fields the callback owns
-//! (`status.inspection` and the callback's fields of `status.attempt`, see
-//! [`crate::api::Attempt`]).
+//! What the callback records on a host: status writes on `/status` under the field manager
+//! [`FIELD_MANAGER`], touching only the fields the callback owns (`status.inspection` and the
+//! callback's fields of `status.attempt`, see [`crate::api::Attempt`]).
 //!
 //! Every write carries the `metadata.resourceVersion` it was computed from, so two replicas
 //! deciding at once (the first use of a nonce, the one fetch of a config URL) cannot both win:
 //! the loser gets 409 Conflict, reads the host again and decides again on what the winner wrote.
-//! Each apply sends the callback's *complete* set of fields for the current attempt, so fields it
-//! wrote for an earlier attempt are removed by the API server (server-side apply drops fields a
-//! manager no longer sends).
+//!
+//! The writes are JSON merge patches, not server-side apply: each sends the callback's complete
+//! set of attempt fields, with `null` for those it has not set, so records left by an earlier
+//! attempt are removed the first time the callback writes for a new one. Server-side apply would
+//! remove them only on a server that tracks field ownership (an explicit `null` in an apply body
+//! is not a removal), and the merge patch needs no schema knowledge to do the same everywhere.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
@@ -63,20 +65,21 @@ impl Records {
         }
     }
 
-    fn into_attempt(self, attempt_id: &str) -> Attempt {
-        Attempt {
-            records_attempt_id: Some(attempt_id.to_owned()),
-            nonce_consumed_at: self.nonce_consumed_at,
-            nonce_consumed_by: self.nonce_consumed_by,
-            config_consumed_at: self.config_consumed_at,
-            reported_at: self.reported_at,
-            bootstrap_fetched_at: self.bootstrap_fetched_at,
-            provisioned_at: self.provisioned_at,
-            failed_at: self.failed_at,
-            failure_reason: self.failure_reason,
-            cleaned_at: self.cleaned_at,
-            ..Attempt::default()
-        }
+    /// The attempt fields as a merge patch: every callback field present, `null` when unset.
+    fn into_patch(self, attempt_id: &str) -> serde_json::Value {
+        let t = |t: Option<Time>| serde_json::to_value(t).expect("a time serializes");
+        json!({
+            "recordsAttemptID": attempt_id,
+            "nonceConsumedAt": t(self.nonce_consumed_at),
+            "nonceConsumedBy": self.nonce_consumed_by,
+            "configConsumedAt": t(self.config_consumed_at),
+            "reportedAt": t(self.reported_at),
+            "bootstrapFetchedAt": t(self.bootstrap_fetched_at),
+            "provisionedAt": t(self.provisioned_at),
+            "failedAt": t(self.failed_at),
+            "failureReason": self.failure_reason,
+            "cleanedAt": t(self.cleaned_at),
+        })
     }
 }
 
@@ -125,22 +128,19 @@ pub async fn update<T, E>(
         if records == before && report == report_before {
             return Ok(outcome);
         }
-        let mut status = json!({ "attempt": records.into_attempt(attempt_id) });
+        let mut status = json!({ "attempt": records.into_patch(attempt_id) });
         if let Some(report) = report {
             status["inspection"] = serde_json::to_value(report).expect("a report serializes");
         }
         let body = json!({
-            "apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1",
-            "kind": "PhysicalHost",
-            "metadata": {
-                "name": name,
-                "namespace": namespace,
-                "resourceVersion": host.metadata.resource_version,
-            },
+            "metadata": { "resourceVersion": host.metadata.resource_version },
             "status": status,
         });
-        let params = PatchParams::apply(FIELD_MANAGER).force();
-        match api.patch_status(name, &params, &Patch::Apply(&body)).await {
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PatchParams::default()
+        };
+        match api.patch_status(name, &params, &Patch::Merge(&body)).await {
             Ok(_) => return Ok(outcome),
             Err(kube::Error::Api(s)) if s.is_conflict() => continue,
             Err(e) => return Err(RecordError::Kube(e)),
