@@ -364,3 +364,53 @@ async fn only_failed_boots_are_rate_limited_per_address_and_host() {
     env.clock.advance(Duration::from_secs(60));
     assert_eq!(get(&env, &good2).await.0, 200);
 }
+
+#[tokio::test]
+async fn two_replicas_racing_on_a_fresh_nonce_agree_on_one_winner() {
+    use tower::ServiceExt;
+    let env = env().await;
+    let h = create_host(&env, "host-01", MAC, Some(intent("host-01"))).await;
+    let (_, s) = start_attempt(
+        &env,
+        &h,
+        HostState::Inspecting,
+        AttemptMode::Provision,
+        false,
+    )
+    .await;
+    // Two replicas: separate states and routers over the same API server, key and CA.
+    let replica = || {
+        let state = beskar7::callback::CallbackState::new(
+            std::sync::Arc::new(env.store.clone()),
+            env.client.clone(),
+            &env.tls.ca_pem,
+            env.key.clone(),
+            beskar7::callback::CallbackConfig::new(&env.callback_url),
+        );
+        beskar7::callback::https_router(state)
+    };
+    let request = |mac: &str| {
+        axum::http::Request::get(format!(
+            "{}?mac={mac}",
+            boot_path("host-01", s.boot_nonce.expose())
+        ))
+        .body(axum::body::Body::empty())
+        .unwrap()
+    };
+    let (a, b) = futures::join!(
+        replica().oneshot(request(MAC)),
+        replica().oneshot(request("52:54:00:ab:cd:ef"))
+    );
+    let statuses = [a.unwrap().status().as_u16(), b.unwrap().status().as_u16()];
+    assert!(
+        statuses == [200, 401] || statuses == [401, 200],
+        "exactly one replica hands out the script: {statuses:?}"
+    );
+    let winner = attempt(&env, "host-01").await.nonce_consumed_by.unwrap();
+    let expected = if statuses[0] == 200 {
+        MAC
+    } else {
+        "52:54:00:ab:cd:ef"
+    };
+    assert_eq!(winner, expected);
+}
