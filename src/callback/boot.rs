@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -276,16 +277,21 @@ pub async fn boot(
     State(state): State<CallbackState>,
     Peer(peer): Peer,
     Path((ns, name, nonce)): Path<(String, String, String)>,
-    Query(q): Query<MacQuery>,
+    query: Result<Query<MacQuery>, QueryRejection>,
 ) -> Response {
     let inner = state.inner();
     let now = state.now();
     let key = format!("{ns}/{name}");
+    // A query that does not even parse is one more opaque failure, not axum's own 400.
+    let mac = match &query {
+        Ok(Query(q)) => q.mac.as_deref(),
+        Err(_) => Some("malformed query"),
+    };
     if inner.limiter.is_blocked(peer, &key, now) {
         tracing::info!(namespace = %ns, host = %name, %peer, reason = "too many failed requests from this address for this host", "boot refused");
         return opaque_failure();
     }
-    match boot_script(&state, &ns, &name, &nonce, q.mac.as_deref(), now).await {
+    match boot_script(&state, &ns, &name, &nonce, mac, now).await {
         Ok(body) => script(body),
         Err(refusal) => {
             inner.limiter.record_failure(peer, &key, now);

@@ -414,3 +414,25 @@ async fn two_replicas_racing_on_a_fresh_nonce_agree_on_one_winner() {
     };
     assert_eq!(winner, expected);
 }
+
+#[tokio::test]
+async fn a_query_that_does_not_parse_gets_the_same_opaque_failure() {
+    let env = env().await;
+    let h = create_host(&env, "host-01", MAC, Some(intent("host-01"))).await;
+    let (_, s) = start_attempt(
+        &env,
+        &h,
+        HostState::Inspecting,
+        AttemptMode::Provision,
+        false,
+    )
+    .await;
+    let opaque = get(&env, &boot_path("host-01", "wrong")).await;
+    let odd = get(
+        &env,
+        &format!("{}?mac=%FF%FE", boot_path("host-01", s.boot_nonce.expose())),
+    )
+    .await;
+    assert_eq!(odd, opaque);
+    assert_eq!(attempt(&env, "host-01").await.nonce_consumed_at, None);
+}
