@@ -436,3 +436,93 @@ async fn a_query_that_does_not_parse_gets_the_same_opaque_failure() {
     assert_eq!(odd, opaque);
     assert_eq!(attempt(&env, "host-01").await.nonce_consumed_at, None);
 }
+
+#[tokio::test]
+async fn macs_learned_from_the_bmc_are_found_and_a_cleaning_boot_renders_only_its_parameters() {
+    let env = env().await;
+    // No spec.bootMACAddress: the MAC comes from the BMC's inventory in status.macAddresses.
+    let h = create_host(&env, "host-01", MAC, Some(intent("host-01"))).await;
+    let api = kube::Api::<beskar7::api::PhysicalHost>::namespaced(env.client.clone(), NS);
+    api.patch(
+        "host-01",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(serde_json::json!({"spec": {"bootMACAddress": null}})),
+    )
+    .await
+    .unwrap();
+    api.patch_status(
+        "host-01",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(
+            serde_json::json!({"status": {"macAddresses": ["52:54:00:AA:00:01", MAC]}}),
+        ),
+    )
+    .await
+    .unwrap();
+    let (_, s) = start_attempt(
+        &env,
+        &h,
+        HostState::Deprovisioning,
+        AttemptMode::Clean,
+        false,
+    )
+    .await;
+    settle(&env, "host-01", |h| h.spec.boot_mac_address.is_none()).await;
+    let (_, stage) = get(&env, &format!("/ipxe?mac={MAC_HYP}")).await;
+    assert!(stage.contains(s.boot_nonce.expose()), "{stage}");
+
+    let (status, script) = get(
+        &env,
+        &format!("{}?mac={MAC}", boot_path("host-01", s.boot_nonce.expose())),
+    )
+    .await;
+    assert_eq!(status, 200, "{script}");
+    let kernel = script.lines().nth(1).unwrap();
+    let names: Vec<&str> = kernel
+        .split(' ')
+        .filter(|w| w.starts_with("beskar7.") || w.starts_with("BOOTIF="))
+        .map(|w| w.split('=').next().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "beskar7.api",
+            "beskar7.namespace",
+            "beskar7.host",
+            "beskar7.token",
+            "beskar7.ca",
+            "beskar7.timeout",
+            "beskar7.mode",
+            "BOOTIF"
+        ]
+    );
+    assert!(kernel.contains(" beskar7.mode=clean "));
+}
+
+#[tokio::test]
+async fn a_mac_claimed_by_two_hosts_with_live_attempts_is_not_chained() {
+    let env = env().await;
+    let a = create_host(&env, "host-01", MAC, Some(intent("host-01"))).await;
+    let b = create_host(&env, "host-02", MAC, Some(intent("host-02"))).await;
+    start_attempt(
+        &env,
+        &a,
+        HostState::Inspecting,
+        AttemptMode::Provision,
+        false,
+    )
+    .await;
+    start_attempt(
+        &env,
+        &b,
+        HostState::Inspecting,
+        AttemptMode::Provision,
+        false,
+    )
+    .await;
+    let (_, body) = get(&env, &format!("/ipxe?mac={MAC}")).await;
+    assert!(
+        body.trim_end().ends_with("\nexit") && !body.contains("chain"),
+        "{body}"
+    );
+}
