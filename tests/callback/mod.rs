@@ -3,6 +3,7 @@
 mod agent;
 mod boot;
 mod golden;
+mod interop;
 mod keys;
 mod secrets;
 mod support;
