@@ -526,3 +526,34 @@ async fn a_mac_claimed_by_two_hosts_with_live_attempts_is_not_chained() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn the_plain_http_listener_serves_no_agent_endpoint() {
+    let env = env().await;
+    for (method, path) in [
+        (reqwest::Method::POST, "/api/v1/inspection/lab/host-01"),
+        (reqwest::Method::GET, "/api/v1/bootstrap/lab/host-01"),
+        (reqwest::Method::POST, "/api/v1/provisioned/lab/host-01"),
+        (
+            reqwest::Method::POST,
+            "/api/v1/provision-failed/lab/host-01",
+        ),
+        (reqwest::Method::POST, "/api/v1/cleaned/lab/host-01"),
+    ] {
+        let r = env
+            .http
+            .request(method, format!("{}{path}", env.boot_url))
+            .bearer_auth("anything")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "{path} must not be served over plain HTTP");
+    }
+    let r = env
+        .http
+        .get(format!("{}/boot.ipxe", env.boot_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
