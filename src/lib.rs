@@ -2,7 +2,9 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod callback;
 pub mod controllers;
 pub mod manager;
 pub mod metrics;
 pub mod redfish;
+pub mod tokens;

@@ -1,5 +1,6 @@
 //! The operator's integration tests, one binary.
 
 mod api;
+mod callback;
 mod controller;
 mod redfish;

@@ -559,9 +559,19 @@ pub enum AttemptMode {
 
 /// A provisioning or cleaning attempt. Only SHA-256 hashes of its boot nonce and bearer token
 /// are stored, never the secrets themselves.
+///
+/// Two writers share it: the host controller starts the attempt (id, mode, times, hashes) and the
+/// callback servers (field manager `beskar7-callback`) record what the agent did. The callback's
+/// records count only while `recordsAttemptID` equals `id`; otherwise they are left over from an
+/// earlier attempt.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Attempt {
+    /// Identifies the attempt: a random value from which (with the host's uid and the operator's
+    /// token key) the attempt's secrets are derived. Not itself a secret.
+    #[serde(rename = "id", default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub id: Option<String>,
     /// Provision or clean.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<AttemptMode>,
@@ -589,6 +599,53 @@ pub struct Attempt {
     /// When the configuration nonce was used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_consumed_at: Option<Time>,
+    /// When the boot nonce stops being accepted (it lives shorter than the token); omitted, at
+    /// expiresAt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce_expires_at: Option<Time>,
+    /// The attempt id the callback's records (nonceConsumedAt, nonceConsumedBy, configConsumedAt,
+    /// reportedAt, bootstrapFetchedAt, provisionedAt, failedAt, failureReason, cleanedAt) belong
+    /// to. When it differs from id they are left over from an earlier attempt and mean nothing.
+    #[serde(
+        rename = "recordsAttemptID",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(length(max = 64))]
+    pub records_attempt_id: Option<String>,
+    /// The MAC address the boot nonce was used with (omitted when /boot was given none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 17))]
+    pub nonce_consumed_by: Option<String>,
+    /// When the agent's inspection report was accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported_at: Option<Time>,
+    /// When the agent first fetched the bootstrap data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap_fetched_at: Option<Time>,
+    /// When the agent reported that it handed the server over to its target OS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provisioned_at: Option<Time>,
+    /// When the attempt failed as the callback saw it (see failureReason).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_at: Option<Time>,
+    /// Why the attempt failed, prefixed with where the failure was seen: "agent: " (the agent's
+    /// provision-failed reason, control characters stripped), "boot: " (the boot script could not
+    /// be rendered) or "inspection: " (the report is unusable). At most 300 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 300))]
+    pub failure_reason: Option<String>,
+    /// When the agent reported that cleaning finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleaned_at: Option<Time>,
+}
+
+impl Attempt {
+    /// Whether the callback's records in this attempt belong to it (rather than to an earlier
+    /// attempt whose records have not been overwritten yet).
+    pub fn records_are_current(&self) -> bool {
+        self.id.is_some() && self.records_attempt_id == self.id
+    }
 }
 
 impl PhysicalHost {
