@@ -320,6 +320,30 @@ pub async fn bootstrap(
     }
 }
 
+/// Records one of the agent's outcomes on the current attempt and answers 202.
+async fn record_outcome(
+    state: &CallbackState,
+    ns: &str,
+    name: &str,
+    attempt_id: &str,
+    what: &'static str,
+    set: impl Fn(&mut records::Records, &Time),
+) -> Response {
+    let stamp = Time(state.now());
+    let outcome = records::update(&state.inner().client, ns, name, attempt_id, |_, rec, _| {
+        set(rec, &stamp);
+        Ok::<(), ()>(())
+    })
+    .await;
+    match outcome {
+        Ok(_) => {
+            tracing::info!(namespace = %ns, host = %name, "{what} recorded");
+            accepted()
+        }
+        Err(e) => record_failed(e, ns, name, what),
+    }
+}
+
 /// `POST /api/v1/provisioned/{ns}/{host}`: the agent handed over (the body is advisory).
 pub async fn provisioned(
     State(state): State<CallbackState>,
@@ -337,25 +361,17 @@ pub async fn provisioned(
             "this attempt is a cleaning attempt; report cleaned instead",
         );
     }
-    let stamp = Time(state.now());
-    let outcome = records::update(
-        &state.inner().client,
+    record_outcome(
+        &state,
         &ns,
         &name,
         &authed.attempt_id,
-        |_, rec, _| {
-            rec.provisioned_at.get_or_insert_with(|| stamp.clone());
-            Ok::<(), ()>(())
+        "provisioned",
+        |rec, at| {
+            rec.provisioned_at.get_or_insert_with(|| at.clone());
         },
     )
-    .await;
-    match outcome {
-        Ok(_) => {
-            tracing::info!(namespace = %ns, host = %name, "provisioned recorded");
-            accepted()
-        }
-        Err(e) => record_failed(e, &ns, &name, "provisioned"),
-    }
+    .await
 }
 
 #[derive(Deserialize)]
@@ -402,25 +418,17 @@ pub async fn provision_failed(
         }
     };
     let reason = stored_reason(parsed.reason.as_deref().unwrap_or_default());
-    let stamp = Time(state.now());
-    let outcome = records::update(
-        &state.inner().client,
+    record_outcome(
+        &state,
         &ns,
         &name,
         &authed.attempt_id,
-        |_, rec, _| {
-            rec.fail(&stamp, reason.clone());
-            Ok::<(), ()>(())
+        "provision-failed",
+        |rec, at| {
+            rec.fail(at, reason.clone());
         },
     )
-    .await;
-    match outcome {
-        Ok(_) => {
-            tracing::info!(namespace = %ns, host = %name, "provision-failed recorded");
-            accepted()
-        }
-        Err(e) => record_failed(e, &ns, &name, "provision-failed"),
-    }
+    .await
 }
 
 /// `POST /api/v1/cleaned/{ns}/{host}`: cleaning finished.
@@ -440,25 +448,17 @@ pub async fn cleaned(
             "this attempt is a provisioning attempt, not a cleaning attempt",
         );
     }
-    let stamp = Time(state.now());
-    let outcome = records::update(
-        &state.inner().client,
+    record_outcome(
+        &state,
         &ns,
         &name,
         &authed.attempt_id,
-        |_, rec, _| {
-            rec.cleaned_at.get_or_insert_with(|| stamp.clone());
-            Ok::<(), ()>(())
+        "cleaned",
+        |rec, at| {
+            rec.cleaned_at.get_or_insert_with(|| at.clone());
         },
     )
-    .await;
-    match outcome {
-        Ok(_) => {
-            tracing::info!(namespace = %ns, host = %name, "cleaned recorded");
-            accepted()
-        }
-        Err(e) => record_failed(e, &ns, &name, "cleaned"),
-    }
+    .await
 }
 
 #[cfg(test)]

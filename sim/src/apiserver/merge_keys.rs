@@ -8,6 +8,7 @@
 
 use super::fieldpath::KeyField;
 use super::resources::ResourceType;
+use super::schema::prune::OBJECT_META_FIELDS;
 use serde_json::Value;
 
 /// How server-side apply treats a list.
@@ -48,25 +49,8 @@ const METADATA: Table = &[
     ("finalizers", Rule::Set),
 ];
 
-/// ObjectMeta's fields and OwnerReference's: `metadata` is typed for every kind, so an apply
-/// that sets anything else there does not type.
-const OBJECT_META_FIELDS: &[&str] = &[
-    "name",
-    "generateName",
-    "namespace",
-    "selfLink",
-    "uid",
-    "resourceVersion",
-    "generation",
-    "creationTimestamp",
-    "deletionTimestamp",
-    "deletionGracePeriodSeconds",
-    "labels",
-    "annotations",
-    "ownerReferences",
-    "finalizers",
-    "managedFields",
-];
+// ObjectMeta's fields (the list pruning uses too) and OwnerReference's: `metadata` is typed for
+// every kind, so an apply that sets anything else there does not type.
 const OWNER_REFERENCE_FIELDS: &[&str] = &[
     "apiVersion",
     "kind",
@@ -171,12 +155,7 @@ impl<'a> Shape<'a> {
     /// The root shape of `rt`'s objects at `version`.
     pub fn of(rt: &'a ResourceType, version: &str) -> Shape<'a> {
         let crd = rt.crd.as_deref().map(|crd| {
-            crd.pointer("/spec/versions")
-                .and_then(Value::as_array)
-                .and_then(|vs| {
-                    vs.iter()
-                        .find(|v| v.get("name").and_then(Value::as_str) == Some(version))
-                })
+            super::resources::crd_version(crd, version)
                 .and_then(|v| v.pointer("/schema/openAPIV3Schema"))
         });
         match crd {

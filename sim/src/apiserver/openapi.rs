@@ -126,14 +126,7 @@ pub fn crd_component_name(group: &str, version: &str, kind: &str) -> String {
 /// A custom kind's schema: the CRD version's `openAPIV3Schema` with `apiVersion`, `kind` and
 /// `metadata` as every object has them.
 fn crd_schema(crd: &Value, group: &str, version: &str, kind: &str) -> Value {
-    let declared = crd
-        .pointer("/spec/versions")
-        .and_then(Value::as_array)
-        .and_then(|versions| {
-            versions
-                .iter()
-                .find(|v| v.get("name").and_then(Value::as_str) == Some(version))
-        })
+    let declared = super::resources::crd_version(crd, version)
         .and_then(|v| v.pointer("/schema/openAPIV3Schema"))
         .cloned();
     let mut schema = match declared {

@@ -32,6 +32,14 @@ pub enum NameRule {
     PathSegment,
 }
 
+/// The entry of a CRD's `spec.versions` named `version`.
+pub fn crd_version<'a>(crd: &'a Value, version: &str) -> Option<&'a Value> {
+    crd.pointer("/spec/versions")?
+        .as_array()?
+        .iter()
+        .find(|v| v.get("name").and_then(Value::as_str) == Some(version))
+}
+
 #[derive(Debug, Clone)]
 pub struct ResourceType {
     pub group: String,

@@ -105,14 +105,7 @@ fn columns(rt: &ResourceType, version: &str) -> Vec<Column> {
 }
 
 fn crd_columns(crd: &Value, version: &str) -> Vec<Column> {
-    let declared: Vec<Value> = crd
-        .pointer("/spec/versions")
-        .and_then(Value::as_array)
-        .and_then(|versions| {
-            versions
-                .iter()
-                .find(|v| v.get("name").and_then(Value::as_str) == Some(version))
-        })
+    let declared: Vec<Value> = super::resources::crd_version(crd, version)
         .and_then(|v| v.get("additionalPrinterColumns"))
         .and_then(Value::as_array)
         .cloned()

@@ -22,7 +22,7 @@ mod cel_cost;
 mod cel_rules;
 mod default;
 mod path;
-mod prune;
+pub(super) mod prune;
 pub mod strict;
 mod structural;
 mod validate;
@@ -108,11 +108,7 @@ fn check_defaults(schema: &Value, at: &str, out: &mut Vec<Cause>) {
 
 /// The schema a CRD declares for `version`.
 pub fn version_schema<'a>(crd: &'a Value, version: &str) -> Option<&'a Value> {
-    crd.pointer("/spec/versions")?
-        .as_array()?
-        .iter()
-        .find(|v| v.get("name").and_then(Value::as_str) == Some(version))?
-        .pointer("/schema/openAPIV3Schema")
+    super::resources::crd_version(crd, version)?.pointer("/schema/openAPIV3Schema")
 }
 
 /// The schema of a custom resource at the version the request addressed, else at the stored

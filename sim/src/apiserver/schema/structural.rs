@@ -380,21 +380,25 @@ fn value_validation_nested(v: &Value, skip_any_of: bool, at: &str, out: &mut Vec
     }
 }
 
+/// The schemas under `allOf`/`anyOf`/`oneOf`/`not`, each with its path suffix (`anyOf[1]`).
+fn junctor_branches(v: &Value) -> impl Iterator<Item = (String, &Value)> {
+    ["allOf", "anyOf", "oneOf"]
+        .into_iter()
+        .flat_map(move |junctor| {
+            v.get(junctor)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+                .map(move |(i, n)| (format!("{junctor}[{i}]"), n))
+        })
+        .chain(v.get("not").map(|n| ("not".to_string(), n)))
+}
+
 /// Every field or items a junctor speaks about must be specified by the schema itself.
 fn completeness(v: &Value, s: &Value, s_at: &str, v_at: &str, out: &mut Vec<Cause>) {
-    for junctor in ["allOf", "anyOf", "oneOf"] {
-        for (i, n) in v
-            .get(junctor)
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
-            nested_completeness(n, Some(s), s_at, &format!("{v_at}.{junctor}[{i}]"), out);
-        }
-    }
-    if let Some(not) = v.get("not") {
-        nested_completeness(not, Some(s), s_at, &format!("{v_at}.not"), out);
+    for (branch, n) in junctor_branches(v) {
+        nested_completeness(n, Some(s), s_at, &format!("{v_at}.{branch}"), out);
     }
     if std::ptr::eq(v, s) {
         // Walk the structural tree itself so nested junctors are found everywhere.
@@ -431,19 +435,8 @@ fn nested_completeness(v: &Value, s: Option<&Value>, s_at: &str, v_at: &str, out
         ));
         return;
     };
-    for junctor in ["allOf", "anyOf", "oneOf"] {
-        for (i, n) in v
-            .get(junctor)
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
-            nested_completeness(n, Some(s), s_at, &format!("{v_at}.{junctor}[{i}]"), out);
-        }
-    }
-    if let Some(not) = v.get("not") {
-        nested_completeness(not, Some(s), s_at, &format!("{v_at}.not"), out);
+    for (branch, n) in junctor_branches(v) {
+        nested_completeness(n, Some(s), s_at, &format!("{v_at}.{branch}"), out);
     }
     if let Some(items) = v.get("items") {
         nested_completeness(
