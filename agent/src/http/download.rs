@@ -13,7 +13,7 @@ use std::time::Duration;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConnection, StreamOwned};
 
-use super::{HttpError, classify, tls, wire};
+use super::{HttpError, classify, host_header, split_authority, tls, wire};
 
 /// A parsed `http(s)://host[:port]/path?query` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,30 +45,7 @@ impl Url {
         } else {
             target
         };
-        if authority.contains('@') {
-            return Err(bad("user information is not supported"));
-        }
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (host, after) = v6.split_once(']').ok_or_else(|| bad("unclosed ["))?;
-            (host, after.strip_prefix(':'))
-        } else {
-            match authority.rsplit_once(':') {
-                Some((host, port)) => (host, Some(port)),
-                None => (authority, None),
-            }
-        };
-        let port = match port {
-            None if https => 443,
-            None => 80,
-            Some(p) => p
-                .parse()
-                .ok()
-                .filter(|&p| p > 0)
-                .ok_or_else(|| bad("bad port"))?,
-        };
-        if host.is_empty() {
-            return Err(bad("no host"));
-        }
+        let (host, port) = split_authority(authority, default_port(https)).map_err(bad)?;
         Ok(Self {
             https,
             host: host.to_string(),
@@ -78,18 +55,12 @@ impl Url {
     }
 
     fn authority(&self) -> String {
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
-        let default = if self.https { 443 } else { 80 };
-        if self.port == default {
-            host
-        } else {
-            format!("{host}:{}", self.port)
-        }
+        host_header(&self.host, self.port, default_port(self.https))
     }
+}
+
+fn default_port(https: bool) -> u16 {
+    if https { 443 } else { 80 }
 }
 
 /// An open download: the body as a reader.

@@ -46,31 +46,7 @@ impl Endpoint {
         if path.contains(['?', '#']) {
             return Err(bad("a query or fragment is not supported"));
         }
-        if authority.contains('@') {
-            return Err(bad("user information is not supported"));
-        }
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (host, after) = v6.split_once(']').ok_or_else(|| bad("unclosed ["))?;
-            host.parse::<std::net::Ipv6Addr>()
-                .map_err(|_| bad("bad IPv6 address"))?;
-            (host, after.strip_prefix(':'))
-        } else {
-            match authority.rsplit_once(':') {
-                Some((host, port)) => (host, Some(port)),
-                None => (authority, None),
-            }
-        };
-        let port = match port {
-            None => 443,
-            Some(p) => p
-                .parse()
-                .ok()
-                .filter(|&p| p > 0)
-                .ok_or_else(|| bad("bad port"))?,
-        };
-        if host.is_empty() {
-            return Err(bad("no host"));
-        }
+        let (host, port) = split_authority(authority, 443).map_err(bad)?;
         ServerName::try_from(host).map_err(|_| bad("the host is not a DNS name or IP address"))?;
         Ok(Self {
             host: host.to_string(),
@@ -81,16 +57,51 @@ impl Endpoint {
 
     /// The `Host` header value.
     fn authority(&self) -> String {
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
-        if self.port == 443 {
-            host
-        } else {
-            format!("{host}:{}", self.port)
+        host_header(&self.host, self.port, 443)
+    }
+}
+
+/// Splits a URL's authority (`host`, `host:port`, `[v6]:port`) into host and port, the port
+/// defaulting to `default_port`. `Err` says what is wrong, for the caller's message.
+pub(crate) fn split_authority(
+    authority: &str,
+    default_port: u16,
+) -> Result<(&str, u16), &'static str> {
+    if authority.contains('@') {
+        return Err("user information is not supported");
+    }
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (host, after) = v6.split_once(']').ok_or("unclosed [")?;
+        host.parse::<std::net::Ipv6Addr>()
+            .map_err(|_| "bad IPv6 address")?;
+        (host, after.strip_prefix(':'))
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
         }
+    };
+    let port = match port {
+        None => default_port,
+        Some(p) => p.parse().ok().filter(|&p| p > 0).ok_or("bad port")?,
+    };
+    if host.is_empty() {
+        return Err("no host");
+    }
+    Ok((host, port))
+}
+
+/// The `Host` header for `host` and `port`: IPv6 in brackets, the scheme's default port left out.
+pub(crate) fn host_header(host: &str, port: u16, default_port: u16) -> String {
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    };
+    if port == default_port {
+        host
+    } else {
+        format!("{host}:{port}")
     }
 }
 
