@@ -346,7 +346,7 @@ async fn resource(
             Ok(bytes_response(StatusCode::OK, body))
         }
         ("POST", None) => {
-            let (obj, duplicate_fields) = decode_object(headers, body).await?;
+            let (obj, duplicate_fields) = decode_object(&rt, headers, body).await?;
             let opts = WriteOptions {
                 duplicate_fields,
                 ..query.write_options(headers)?
@@ -364,7 +364,7 @@ async fn resource(
             ))
         }
         ("PUT", Some(_)) => {
-            let (obj, duplicate_fields) = decode_object(headers, body).await?;
+            let (obj, duplicate_fields) = decode_object(&rt, headers, body).await?;
             let opts = WriteOptions {
                 duplicate_fields,
                 ..query.write_options(headers)?
@@ -552,8 +552,13 @@ fn with_warnings(mut response: Response, opts: &WriteOptions) -> Response {
 }
 
 /// Decodes a create or update body: JSON, or YAML as the real server also accepts; with the
-/// keys a JSON body repeats.
-async fn decode_object(headers: &HeaderMap, body: Body) -> ApiResult<(Value, Vec<String>)> {
+/// keys a JSON body repeats. Protobuf, for the built-in kinds `protobuf` has tables for (custom
+/// resources have no protobuf form, on the real server too).
+async fn decode_object(
+    rt: &ResourceType,
+    headers: &HeaderMap,
+    body: Body,
+) -> ApiResult<(Value, Vec<String>)> {
     let media = media_type(headers);
     let bytes = read_body(body).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -566,7 +571,9 @@ async fn decode_object(headers: &HeaderMap, body: Body) -> ApiResult<(Value, Vec
             .map(|v| (v, strict::duplicate_fields(&bytes)))
             .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}"))),
         "application/yaml" => parse_yaml(&bytes).map(|v| (v, Vec::new())),
-        protobuf::MEDIA_TYPE => protobuf::decode_object(&bytes).map(|v| (v, Vec::new())),
+        protobuf::MEDIA_TYPE if !rt.custom => {
+            protobuf::decode_object(&bytes).map(|v| (v, Vec::new()))
+        }
         other => Err(ApiError::unsupported_media_type(other)),
     }
 }

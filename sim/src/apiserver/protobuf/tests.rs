@@ -328,3 +328,15 @@ fn map_values_and_strings_must_be_utf8() {
     let cm = decoded(&envelope("v1", "ConfigMap", &len_field(3, &entry)));
     assert_eq!(cm["binaryData"], json!({"k": "/w=="}));
 }
+
+#[test]
+fn helm_release_secret_update_and_delete_options() {
+    let secret = decoded(fixture!("helm-release-secret-update.pb"));
+    assert_eq!(secret["metadata"]["labels"]["status"], "deployed");
+    assert_eq!(secret["metadata"].get("resourceVersion"), None);
+    // client-go's typed Delete with DeleteOptions{}: every field empty.
+    assert_eq!(
+        decode_delete_options(fixture!("delete-options-helm.pb")).unwrap(),
+        json!({})
+    );
+}
