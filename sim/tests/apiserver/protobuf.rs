@@ -202,13 +202,19 @@ async fn bad_protobuf_bodies_are_400_and_write_nothing() {
 #[tokio::test]
 async fn kinds_without_a_table_stay_415() {
     let (server, _) = server();
-    // apps/v1 Deployment (kubectl 1.33 `create deployment`): no table, so not guessed at.
-    let type_meta = [&[0x0a, 0x07][..], b"apps/v1", &[0x12, 0x0a], b"Deployment"].concat();
+    // coordination.k8s.io/v1 Lease: no client sends it as protobuf, so no table; not guessed at.
+    let type_meta = [
+        &[0x0a, 0x16][..],
+        b"coordination.k8s.io/v1",
+        &[0x12, 0x05],
+        b"Lease",
+    ]
+    .concat();
     let body = [&b"k8s\x00"[..], &[0x0a, type_meta.len() as u8], &type_meta].concat();
     let (code, status) = raw_bytes(
         &server,
         "POST",
-        "/apis/apps/v1/namespaces/default/deployments",
+        "/apis/coordination.k8s.io/v1/namespaces/default/leases",
         PROTOBUF,
         &body,
     )

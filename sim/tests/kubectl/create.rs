@@ -12,6 +12,8 @@ for_each_kubectl!(
     create_serviceaccount,
     create_role_and_binding,
     create_clusterrole_and_binding,
+    create_deployment,
+    create_services,
 );
 
 fn unbase64(text: &str) -> String {
@@ -280,4 +282,98 @@ async fn create_clusterrole_and_binding(k: Kubectl) {
         ])
         .await;
     assert_eq!(group, "operators");
+}
+
+async fn create_deployment(k: Kubectl) {
+    let out = k
+        .ok(&[
+            "create",
+            "deployment",
+            "web",
+            "--image=nginx:1.27",
+            "--port=80",
+            "--replicas=3",
+        ])
+        .await;
+    assert_eq!(out, "deployment.apps/web created\n");
+    let spec = k
+        .ok(&["get", "deployment", "web", "-o", "jsonpath={.spec}"])
+        .await;
+    let spec: serde_json::Value = serde_json::from_str(&spec).expect("JSON");
+    assert_eq!(spec["replicas"], 3);
+    assert_eq!(
+        spec["selector"],
+        serde_json::json!({"matchLabels": {"app": "web"}})
+    );
+    assert_eq!(
+        spec["template"]["spec"]["containers"],
+        serde_json::json!([{"name": "nginx", "image": "nginx:1.27",
+                            "ports": [{"containerPort": 80}], "resources": {}}])
+    );
+    k.ok(&[
+        "create",
+        "deployment",
+        "sleeper",
+        "--image=busybox",
+        "--",
+        "sleep",
+        "10",
+    ])
+    .await;
+    let command = k
+        .ok(&[
+            "get",
+            "deploy",
+            "sleeper",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].command}",
+        ])
+        .await;
+    assert_eq!(command, "[\"sleep\",\"10\"]");
+}
+
+async fn create_services(k: Kubectl) {
+    let out = k
+        .ok(&["create", "service", "clusterip", "web", "--tcp=80:8080"])
+        .await;
+    assert_eq!(out, "service/web created\n");
+    let ports = k
+        .ok(&["get", "svc", "web", "-o", "jsonpath={.spec.ports}"])
+        .await;
+    let ports: serde_json::Value = serde_json::from_str(&ports).expect("JSON");
+    assert_eq!(
+        ports,
+        serde_json::json!([{"name": "80-8080", "port": 80, "protocol": "TCP", "targetPort": 8080}])
+    );
+    k.ok(&[
+        "create",
+        "service",
+        "nodeport",
+        "boot",
+        "--tcp=80:8080",
+        "--node-port=30080",
+    ])
+    .await;
+    let node_port = k
+        .ok(&[
+            "get",
+            "svc",
+            "boot",
+            "-o",
+            "jsonpath={.spec.ports[0].nodePort}",
+        ])
+        .await;
+    assert_eq!(node_port, "30080");
+    k.ok(&[
+        "create",
+        "service",
+        "externalname",
+        "bmc",
+        "--external-name=bmc.example.com",
+    ])
+    .await;
+    let external = k
+        .ok(&["get", "svc", "bmc", "-o", "jsonpath={.spec.externalName}"])
+        .await;
+    assert_eq!(external, "bmc.example.com");
 }

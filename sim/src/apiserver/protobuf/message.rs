@@ -41,7 +41,7 @@ pub fn decode(message: &'static Message, bytes: &[u8], at: &str) -> Result<Map<S
             format!("{at}.{}", spec.json)
         };
         let expected = match spec.ty {
-            Ty::Bool | Ty::Int | Ty::OptInt => wire::VARINT,
+            Ty::Bool | Ty::Flag | Ty::Int | Ty::OptInt => wire::VARINT,
             _ => wire::LEN,
         };
         if value.wire_type() != expected {
@@ -60,6 +60,11 @@ pub fn decode(message: &'static Message, bytes: &[u8], at: &str) -> Result<Map<S
             }
             (Ty::Bool, Wire::Varint(v)) => {
                 out.insert(spec.json.into(), Value::Bool(v != 0));
+            }
+            (Ty::Flag, Wire::Varint(v)) => {
+                if v != 0 {
+                    out.insert(spec.json.into(), Value::Bool(true));
+                }
             }
             // Go's int64 and int32 travel as two's-complement varints.
             (Ty::Int, Wire::Varint(v)) => {
@@ -88,12 +93,14 @@ pub fn decode(message: &'static Message, bytes: &[u8], at: &str) -> Result<Map<S
             (Ty::Strs, Wire::Len(b)) => {
                 push(&mut out, spec.json, Value::String(utf8(b, &path)?));
             }
-            (Ty::StrMap | Ty::BytesMap, Wire::Len(b)) => {
+            (Ty::StrMap | Ty::BytesMap | Ty::QuantityMap, Wire::Len(b)) => {
                 let (key, value) = map_entry(b, &path)?;
                 let key = utf8(key, &path)?;
+                let at = format!("{path}[{key}]");
                 let value = match spec.ty {
                     Ty::BytesMap => base64::engine::general_purpose::STANDARD.encode(value),
-                    _ => utf8(value, &format!("{path}[{key}]"))?,
+                    Ty::QuantityMap => quantity(value, &at)?,
+                    _ => utf8(value, &at)?,
                 };
                 let map = out
                     .entry(spec.json)
@@ -101,6 +108,9 @@ pub fn decode(message: &'static Message, bytes: &[u8], at: &str) -> Result<Map<S
                 if let Value::Object(map) = map {
                     map.insert(key, Value::String(value));
                 }
+            }
+            (Ty::IntOrStr, Wire::Len(b)) => {
+                out.insert(spec.json.into(), int_or_string(b, &path)?);
             }
             (Ty::FieldsV1, Wire::Len(b)) => {
                 let raw = fields_v1(b, &path)?;
@@ -140,6 +150,49 @@ fn map_entry<'a>(bytes: &'a [u8], path: &str) -> Result<(&'a [u8], &'a [u8])> {
         }
     }
     Ok((key, value))
+}
+
+/// `resource.Quantity`, a message holding the quantity's string form as field 1.
+fn quantity(bytes: &[u8], path: &str) -> Result<String> {
+    let mut text = String::new();
+    for field in Fields::new(bytes) {
+        match field.map_err(|e| Error::Malformed(format!("{path}: {e}")))? {
+            (1, Wire::Len(b)) => text = utf8(b, path)?,
+            (number, _) => {
+                return Err(Error::UnknownField {
+                    message: "Quantity",
+                    number,
+                    at: path.to_string(),
+                });
+            }
+        }
+    }
+    Ok(text)
+}
+
+/// `IntOrString{type = 1, intVal = 2, strVal = 3}`: type 1 is the string form.
+fn int_or_string(bytes: &[u8], path: &str) -> Result<Value> {
+    let (mut is_string, mut int, mut text) = (false, 0i64, String::new());
+    for field in Fields::new(bytes) {
+        match field.map_err(|e| Error::Malformed(format!("{path}: {e}")))? {
+            (1, Wire::Varint(v)) => is_string = v == 1,
+            // int32, sign-extended to 64 bits on the wire when negative.
+            (2, Wire::Varint(v)) => int = i64::from(v as i32),
+            (3, Wire::Len(b)) => text = utf8(b, path)?,
+            (number, _) => {
+                return Err(Error::UnknownField {
+                    message: "IntOrString",
+                    number,
+                    at: path.to_string(),
+                });
+            }
+        }
+    }
+    Ok(if is_string {
+        Value::String(text)
+    } else {
+        Value::from(int)
+    })
 }
 
 /// `FieldsV1{Raw = 1}`, whose JSON form is the raw document itself.

@@ -1,8 +1,8 @@
 //! Protobuf request bodies (`application/vnd.kubernetes.protobuf`), decoded into the same JSON
 //! objects a JSON body gives, for the built-in kinds typed clients send that way: kubectl 1.33's
 //! `create secret|configmap|namespace|serviceaccount|role|rolebinding|clusterrole|
-//! clusterrolebinding`, and Helm's Secret storage driver (its release Secrets, and the
-//! DeleteOptions of client-go's typed `Delete`).
+//! clusterrolebinding|deployment|service`, and Helm's Secret storage driver (its release
+//! Secrets, and the DeleteOptions of client-go's typed `Delete`).
 //!
 //! Hand-written rather than generated: the wire format Kubernetes uses is small (varints and
 //! length-delimited fields), and a table per message (`tables`) is all each kind needs.

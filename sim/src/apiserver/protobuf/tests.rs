@@ -261,7 +261,7 @@ fn delete_options() {
 
 #[test]
 fn a_kind_without_a_table_stays_415() {
-    let err = decode_object(&envelope("apps/v1", "Deployment", b"")).unwrap_err();
+    let err = decode_object(&envelope("coordination.k8s.io/v1", "Lease", b"")).unwrap_err();
     assert_eq!(err.code, 415);
     assert!(err.message.contains(MEDIA_TYPE), "{}", err.message);
 }
@@ -338,5 +338,110 @@ fn helm_release_secret_update_and_delete_options() {
     assert_eq!(
         decode_delete_options(fixture!("delete-options-helm.pb")).unwrap(),
         json!({})
+    );
+}
+
+#[test]
+fn deployment_from_kubectl_create() {
+    // kubectl create deployment dep2 --image=nginx:1.27 --port=80 --replicas=3: Go writes every
+    // zero-valued PodSpec and Container field, which JSON leaves out.
+    assert_eq!(
+        decoded(fixture!("deployment-port-replicas.pb")),
+        json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "dep2", "labels": {"app": "dep2"}},
+            "spec": {
+                "replicas": 3,
+                "selector": {"matchLabels": {"app": "dep2"}},
+                "template": {
+                    "metadata": {"labels": {"app": "dep2"}},
+                    "spec": {"containers": [{
+                        "name": "nginx",
+                        "image": "nginx:1.27",
+                        "ports": [{"containerPort": 80}],
+                        "resources": {},
+                    }]},
+                },
+                "strategy": {},
+            },
+            "status": {},
+        })
+    );
+    // kubectl create deployment dep3 --image=busybox -- sleep 10
+    let deployment = decoded(fixture!("deployment-command.pb"));
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["containers"][0]["command"],
+        json!(["sleep", "10"])
+    );
+    assert_eq!(deployment["spec"]["replicas"], 1);
+}
+
+#[test]
+fn services_from_kubectl_create() {
+    // kubectl create service clusterip s1 --tcp=80:8080
+    assert_eq!(
+        decoded(fixture!("service-clusterip.pb")),
+        json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "s1", "labels": {"app": "s1"}},
+            "spec": {
+                "ports": [{"name": "80-8080", "protocol": "TCP", "port": 80, "targetPort": 8080}],
+                "selector": {"app": "s1"},
+                "type": "ClusterIP",
+            },
+            "status": {"loadBalancer": {}},
+        })
+    );
+    let nodeport = decoded(fixture!("service-nodeport.pb"));
+    assert_eq!(nodeport["spec"]["ports"][0]["nodePort"], 30080);
+    assert_eq!(nodeport["spec"]["type"], "NodePort");
+    let external = decoded(fixture!("service-externalname.pb"));
+    assert_eq!(external["spec"]["externalName"], "bmc.example.com");
+    assert_eq!(external["spec"]["type"], "ExternalName");
+}
+
+#[test]
+fn int_or_string_quantities_and_flags() {
+    // RollingUpdateDeployment{maxUnavailable: "25%", maxSurge: 1}; a container with a CPU limit
+    // and tty: true; hostNetwork: false left out as Go's omitempty does.
+    let rolling = [
+        len_field(1, &[vec![0x08, 0x01], len_field(3, b"25%")].concat()),
+        len_field(2, &[0x08, 0x00, 0x10, 0x01]),
+    ]
+    .concat();
+    let strategy = [len_field(1, b"RollingUpdate"), len_field(2, &rolling)].concat();
+    let limits = [len_field(1, b"cpu"), len_field(2, &len_field(1, b"500m"))].concat();
+    let container = [
+        len_field(1, b"c"),
+        len_field(8, &len_field(1, &limits)),
+        vec![0x90, 0x01, 0x01], // tty (18): true
+    ]
+    .concat();
+    let pod = [len_field(2, &container), vec![0x58, 0x00]].concat(); // hostNetwork (11): false
+    let spec = [len_field(3, &len_field(2, &pod)), len_field(4, &strategy)].concat();
+    let deployment = decoded(&envelope("apps/v1", "Deployment", &len_field(2, &spec)));
+    assert_eq!(
+        deployment["spec"]["strategy"],
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": 1}})
+    );
+    assert_eq!(
+        deployment["spec"]["template"]["spec"],
+        json!({"containers": [{"name": "c", "resources": {"limits": {"cpu": "500m"}}, "tty": true}]})
+    );
+}
+
+#[test]
+fn a_pod_field_without_a_table_entry_is_named() {
+    // PodSpec.volumes (1) is not described: 400, naming where it was found.
+    let spec = len_field(3, &len_field(2, &len_field(1, b"")));
+    let err = decode_object(&envelope("apps/v1", "Deployment", &len_field(2, &spec))).unwrap_err();
+    assert_eq!(err.code, 400);
+    assert!(
+        err.message
+            .contains("Deployment (apps/v1) has field 1 of PodSpec (at spec.template.spec)"),
+        "{}",
+        err.message
     );
 }
