@@ -119,12 +119,23 @@ pub async fn raw(
     content_type: &str,
     body: &str,
 ) -> (u16, serde_json::Value) {
+    raw_bytes(server, method, uri, content_type, body.as_bytes()).await
+}
+
+/// [`raw`] with a body that need not be text (protobuf).
+pub async fn raw_bytes(
+    server: &Arc<ApiServer>,
+    method: &str,
+    uri: &str,
+    content_type: &str,
+    body: &[u8],
+) -> (u16, serde_json::Value) {
     use tower::ServiceExt;
     let request = axum::http::Request::builder()
         .method(method)
         .uri(uri)
         .header("content-type", content_type)
-        .body(axum::body::Body::from(body.to_string()))
+        .body(axum::body::Body::from(body.to_vec()))
         .expect("request");
     let response = server
         .router()

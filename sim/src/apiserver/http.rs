@@ -9,7 +9,7 @@ use super::selector::{FieldSelector, LabelSelector};
 use super::shape::Shape;
 use super::watch::{self, WatchRequest};
 use super::write::{DeleteOptions, DeleteOutcome, PatchBody, PatchKind, Subresource, WriteOptions};
-use super::{ApiServer, AuditKey, Identity, discovery, openapi, rbac, view};
+use super::{ApiServer, AuditKey, Identity, discovery, openapi, protobuf, rbac, view};
 use axum::body::{Body, to_bytes};
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -346,7 +346,7 @@ async fn resource(
             Ok(bytes_response(StatusCode::OK, body))
         }
         ("POST", None) => {
-            let (obj, duplicate_fields) = decode_object(headers, body).await?;
+            let (obj, duplicate_fields) = decode_object(&rt, headers, body).await?;
             let opts = WriteOptions {
                 duplicate_fields,
                 ..query.write_options(headers)?
@@ -364,7 +364,7 @@ async fn resource(
             ))
         }
         ("PUT", Some(_)) => {
-            let (obj, duplicate_fields) = decode_object(headers, body).await?;
+            let (obj, duplicate_fields) = decode_object(&rt, headers, body).await?;
             let opts = WriteOptions {
                 duplicate_fields,
                 ..query.write_options(headers)?
@@ -416,7 +416,7 @@ async fn resource(
             ))
         }
         ("DELETE", Some(_)) => {
-            let opts = decode_delete_options(query, body).await?;
+            let opts = decode_delete_options(headers, query, body).await?;
             match server.store.lock().delete(&rt, &key(), &opts)? {
                 DeleteOutcome::Terminating(obj) => Ok(json_response(
                     StatusCode::OK,
@@ -429,7 +429,7 @@ async fn resource(
         }
         ("DELETE", None) => {
             let (labels, fields) = query.selectors(&rt)?;
-            let opts = decode_delete_options(query, body).await?;
+            let opts = decode_delete_options(headers, query, body).await?;
             let mut state = server.store.lock();
             let deleted = state.delete_collection(&rt, namespace, &labels, &fields, &opts)?;
             let rv = state.rv;
@@ -552,8 +552,13 @@ fn with_warnings(mut response: Response, opts: &WriteOptions) -> Response {
 }
 
 /// Decodes a create or update body: JSON, or YAML as the real server also accepts; with the
-/// keys a JSON body repeats.
-async fn decode_object(headers: &HeaderMap, body: Body) -> ApiResult<(Value, Vec<String>)> {
+/// keys a JSON body repeats. Protobuf, for the built-in kinds `protobuf` has tables for (custom
+/// resources have no protobuf form, on the real server too).
+async fn decode_object(
+    rt: &ResourceType,
+    headers: &HeaderMap,
+    body: Body,
+) -> ApiResult<(Value, Vec<String>)> {
     let media = media_type(headers);
     let bytes = read_body(body).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -566,6 +571,9 @@ async fn decode_object(headers: &HeaderMap, body: Body) -> ApiResult<(Value, Vec
             .map(|v| (v, strict::duplicate_fields(&bytes)))
             .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}"))),
         "application/yaml" => parse_yaml(&bytes).map(|v| (v, Vec::new())),
+        protobuf::MEDIA_TYPE if !rt.custom => {
+            protobuf::decode_object(&bytes).map(|v| (v, Vec::new()))
+        }
         other => Err(ApiError::unsupported_media_type(other)),
     }
 }
@@ -629,7 +637,11 @@ async fn decode_patch(
     Ok((PatchBody { kind, body: patch }, duplicates))
 }
 
-async fn decode_delete_options(query: &Query, body: Body) -> ApiResult<DeleteOptions> {
+async fn decode_delete_options(
+    headers: &HeaderMap,
+    query: &Query,
+    body: Body,
+) -> ApiResult<DeleteOptions> {
     let bytes = read_body(body).await?;
     let mut opts = DeleteOptions {
         dry_run: query.dry_run()?,
@@ -638,9 +650,13 @@ async fn decode_delete_options(query: &Query, body: Body) -> ApiResult<DeleteOpt
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(opts);
     }
-    let body: Value = serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::bad_request(format!("the DeleteOptions body is not valid JSON: {e}"))
-    })?;
+    let body: Value = if media_type(headers) == protobuf::MEDIA_TYPE {
+        protobuf::decode_delete_options(&bytes)?
+    } else {
+        serde_json::from_slice(&bytes).map_err(|e| {
+            ApiError::bad_request(format!("the DeleteOptions body is not valid JSON: {e}"))
+        })?
+    };
     if let Some(pre) = body.get("preconditions") {
         opts.uid = pre.get("uid").and_then(Value::as_str).map(str::to_string);
         opts.resource_version = pre

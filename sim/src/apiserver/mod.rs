@@ -17,6 +17,7 @@ mod media;
 mod merge_keys;
 mod openapi;
 mod patch;
+mod protobuf;
 mod rbac;
 pub mod resources;
 mod routes;

@@ -5,6 +5,7 @@ mod finalizers;
 mod lifecycle;
 mod lists;
 mod patches;
+mod protobuf;
 mod rbac;
 mod representations;
 mod runtime;

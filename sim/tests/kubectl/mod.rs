@@ -405,3 +405,4 @@ macro_rules! for_each_kubectl {
 }
 
 mod commands;
+mod create;
