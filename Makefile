@@ -28,9 +28,9 @@ test: venv test-rust test-python
 test-rust:
 	$(CARGO) nextest run --workspace --locked --profile $(NEXTEST_PROFILE)
 
-# HELM_DRIVER=memory: Helm keeps its releases in memory (its Secret driver sends protobuf).
+# Helm keeps its releases in Secrets (its default driver, which sends protobuf) against the sim.
 test-python: venv
-	HELM_DRIVER=memory $(PYTEST) -q sim/tests/python
+	$(PYTEST) -q sim/tests/python
 
 venv:
 	.ci/python-venv.sh

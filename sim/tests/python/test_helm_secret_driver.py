@@ -2,9 +2,8 @@
 `beskar7-sim apiserver`: the release is recorded in `sh.helm.release.v1.<name>.v<N>` Secrets,
 updated on upgrade and removed on uninstall, as on a real cluster.
 
-helm-sdkpy's Go library reads HELM_DRIVER once, as the process starts, and `make test-python`
-sets HELM_DRIVER=memory for the rest of the suite; so Helm runs here in a subprocess whose
-environment has no HELM_DRIVER."""
+helm-sdkpy's Go library reads HELM_DRIVER once, as the process starts, and a caller may have
+set it; so Helm runs here in a subprocess whose environment has no HELM_DRIVER."""
 
 import base64
 import gzip
