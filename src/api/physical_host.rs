@@ -589,6 +589,27 @@ pub struct Attempt {
     /// When the configuration nonce was used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_consumed_at: Option<Time>,
+    /// The claim this attempt serves: the host's spec.provisioning.providerID when the attempt
+    /// started. The machine controller acts on an attempt's outcome only when this equals the
+    /// current spec.provisioning.providerID, so a stale outcome never fails a new claim.
+    #[serde(
+        rename = "providerID",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(length(max = 512))]
+    pub provider_id: Option<String>,
+    /// Set when the attempt failed, CamelCase: RequirementsNotMet (the agent's report falls
+    /// short of hardwareRequirements), InspectionTimedOut, DeploymentTimedOut, ProvisionFailed
+    /// (the agent reported provision-failed), or another reason. The claiming machine then
+    /// releases the host and tries another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub failure_reason: Option<String>,
+    /// Why the attempt failed, for people (e.g. one line per hardware shortfall).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub failure_message: Option<String>,
 }
 
 impl PhysicalHost {
