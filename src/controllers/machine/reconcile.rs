@@ -116,6 +116,11 @@ pub async fn reconcile(m: Arc<Beskar7Machine>, ctx: Arc<MachineContext>) -> Resu
     // 5. A host already claimed: mirror it.
     let (bound, hosts) = find_bound(&apis, &ctx, &m).await?;
     if let Some(h) = bound {
+        // A claim found by its consumerRef alone (a crash between the claim and the
+        // annotation, or a move that lost it): restore the annotation first.
+        host::annotate(&apis.machines, &m, Some(&h.name_any()))
+            .await
+            .map_err(Error::Kube)?;
         return mirror(&m, &ctx, &apis, &machine, &h).await;
     }
     if m.is_provisioned() {
