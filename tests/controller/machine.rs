@@ -656,3 +656,23 @@ async fn a_claim_made_before_a_crash_is_adopted_and_a_restart_mid_race_never_dou
     );
     let _ = GUARD;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_machine_with_the_paused_annotation_only_reports_paused_even_without_an_owner() {
+    let env = Env::start().await;
+    let obj: Beskar7Machine = serde_json::from_value(json!({
+        "apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1",
+        "kind": "Beskar7Machine",
+        "metadata": {"name": "m1", "annotations": {"cluster.x-k8s.io/paused": ""}},
+        "spec": {"inspectionImageURL": "http://boot.example/agent/", "targetImageURL": "http://boot.example/os.tar.gz"},
+    }))
+    .unwrap();
+    env.b7ms().create(&Default::default(), &obj).await.unwrap();
+    let m = env
+        .wait_b7m("m1", "Paused", |m| {
+            cond(m, "Paused").is_some_and(|c| c.0 == "True")
+        })
+        .await;
+    assert_eq!(cond(&m, "Ready"), None, "no wait reason while paused");
+    assert_eq!(phase(&m), None);
+}

@@ -50,6 +50,15 @@ pub async fn reconcile(m: Arc<Beskar7Machine>, ctx: Arc<MachineContext>) -> Resu
         return Ok(Action::await_change());
     }
 
+    // The machine's own pause annotation needs no lookup: honour it before anything else.
+    if has_paused_annotation(&m.metadata) {
+        let why = "the Beskar7Machine has the cluster.x-k8s.io/paused annotation";
+        status::apply(&apis.machines, &m, &status::paused(&m, why))
+            .await
+            .map_err(Error::Kube)?;
+        return Ok(Action::await_change());
+    }
+
     // 1. The owner Machine, matched by group and kind (not UID: it changes on a move).
     let owner = match machine_owner(&m.metadata) {
         Some(o) => Api::<Machine>::namespaced(client.clone(), &ns)
@@ -83,14 +92,8 @@ pub async fn reconcile(m: Arc<Beskar7Machine>, ctx: Arc<MachineContext>) -> Resu
     };
 
     // 3. Pause: change nothing but the Paused condition (clusterctl move relies on it).
-    let paused =
-        cluster.as_ref().is_some_and(Cluster::is_paused) || has_paused_annotation(&m.metadata);
-    if paused {
-        let why = if has_paused_annotation(&m.metadata) {
-            "the Beskar7Machine has the cluster.x-k8s.io/paused annotation"
-        } else {
-            "the Cluster is paused"
-        };
+    if cluster.as_ref().is_some_and(Cluster::is_paused) {
+        let why = "the Cluster is paused (spec.paused or the cluster.x-k8s.io/paused annotation)";
         status::apply(&apis.machines, &m, &status::paused(&m, why))
             .await
             .map_err(Error::Kube)?;
