@@ -62,6 +62,11 @@ fn capi(kind: &str, plural: &str) -> ApiResource {
 
 impl Env {
     pub async fn start() -> Env {
+        Self::start_with(&[]).await
+    }
+
+    /// With extra manager flags.
+    pub async fn start_with(args: &[&str]) -> Env {
         let cluster = start_cluster().await;
         cluster
             .secret(
@@ -70,7 +75,7 @@ impl Env {
                 &[("username", USER), ("password", PASSWORD)],
             )
             .await;
-        let manager = Manager::start(&cluster, &[]).await;
+        let manager = Manager::start(&cluster, args).await;
         Env {
             cluster,
             manager: Some(manager),
@@ -123,6 +128,11 @@ impl Env {
             .host(NS, name, &server.url, BMC_SECRET, json!({"labels": labels}))
             .await;
         self.servers.push(server);
+    }
+
+    /// Stops the sim BMC of the `i`-th host added: it stops answering.
+    pub async fn stop_bmc(&mut self, i: usize) {
+        self.servers[i].stop().await;
     }
 
     /// A host made Available by the real host controller.

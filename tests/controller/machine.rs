@@ -676,3 +676,41 @@ async fn a_machine_with_the_paused_annotation_only_reports_paused_even_without_a
     assert_eq!(cond(&m, "Ready"), None, "no wait reason while paused");
     assert_eq!(phase(&m), None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deletion_whose_host_cannot_deprovision_ends_with_the_deprovision_timeout() {
+    let mut env = Env::start_with(&["--deprovision-timeout", "3s"]).await;
+    env.add_host("h1", json!({}), 32).await;
+    env.capi_cluster("c1", json!({}), true).await;
+    env.full_machine("m1", "c1", json!({})).await;
+    env.wait_b7m("m1", "bound", |m| bound_to(m).is_some()).await;
+    env.cluster
+        .wait_host(NS, "h1", "InUse", |h| h.state() == Some(HostState::InUse))
+        .await;
+    // The BMC dies: the released host cannot be powered off.
+    env.stop_bmc(0).await;
+    let started = std::time::Instant::now();
+    env.b7ms()
+        .delete("m1", &DeleteParams::default())
+        .await
+        .unwrap();
+    let m = env
+        .wait_b7m("m1", "Deprovisioning", |m| {
+            phase(m) == Some(MachinePhase::Deprovisioning)
+        })
+        .await;
+    assert_eq!(reason(&m, "Ready"), "Deleting");
+    env.wait_b7m_deleted("m1").await;
+    let h = env.hosts().get("h1").await.unwrap();
+    assert_eq!(
+        h.state(),
+        Some(HostState::Error),
+        "the host timed out into Error"
+    );
+    assert_eq!(h.spec.consumer_ref, None);
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(2),
+        "the machine waited for the deprovision ({:?})",
+        started.elapsed()
+    );
+}
