@@ -274,6 +274,16 @@ async fn twelve_machines_racing_for_four_hosts_claim_each_host_once() {
         )
         .await;
     assert_eq!(errors, 0.0, "no reconcile failed");
+    let warnings: Vec<String> = env
+        .manager
+        .as_ref()
+        .unwrap()
+        .log()
+        .lines()
+        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+        .map(str::to_owned)
+        .collect();
+    assert!(warnings.is_empty(), "{warnings:#?}");
 
     // A fifth host: exactly one waiting machine gets it.
     env.add_host_nowait("h4", json!({}), 32, 64).await;
