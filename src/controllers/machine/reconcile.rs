@@ -29,6 +29,9 @@ use crate::api::{
 };
 use crate::controllers::physical_host::conditions::state_name;
 
+/// How much longer than the deprovision timeout a deleted machine waits for its host.
+const DEPROVISION_GRACE: Duration = Duration::from_secs(30);
+
 /// At most this many rejected hosts are remembered (the oldest is forgotten first).
 const MAX_REJECTED: usize = 16;
 
@@ -532,7 +535,10 @@ async fn cleanup(
                     .unsigned_abs()
             })
             .unwrap_or_default();
-        ctx.base.settings.deprovision_timeout.saturating_sub(since)
+        // The host controller times the deprovision out into Error after the same timeout,
+        // counted from when the host entered Deprovisioning (a little after this deletion);
+        // the grace lets that happen first, so this bound is only a backstop.
+        (ctx.base.settings.deprovision_timeout + DEPROVISION_GRACE).saturating_sub(since)
     };
     let deprovisioning = |msg: String| Report {
         phase: MachinePhase::Deprovisioning,

@@ -97,7 +97,11 @@ pub fn desired(
         &mut next.conditions,
         c(HOST_PROVISIONED, &report.provisioned),
     );
-    next.phase = Some(report.phase);
+    // A provisioned machine stays Provisioned while it waits for something (a Cluster deleted
+    // under it, say): initialization.provisioned never flips back, nor does the phase.
+    if !(m.is_provisioned() && report.phase == MachinePhase::Pending) {
+        next.phase = Some(report.phase);
+    }
     next.observed_generation = generation;
     edit(&mut next);
     next
