@@ -242,6 +242,13 @@ pub struct Beskar7MachineStatus {
     #[schemars(length(min = 1, max = 256))]
     pub failure_domain: Option<String>,
 
+    /// Hosts an attempt for this machine failed on (most recent last, at most 16): this machine
+    /// never claims them again. Kept in status so it survives a restart of the manager.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    #[x_kube(merge_strategy = ListMerge::Atomic)]
+    pub rejected_hosts: Vec<RejectedHost>,
+
     /// The generation of the spec this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
@@ -252,6 +259,22 @@ pub struct Beskar7MachineStatus {
     #[schemars(length(max = 32))]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
+}
+
+/// A host an attempt for this machine failed on.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RejectedHost {
+    /// The PhysicalHost's name (same namespace).
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// The attempt's failure reason, e.g. RequirementsNotMet.
+    #[schemars(length(min = 1, max = 64))]
+    pub reason: String,
+    /// The attempt's failure message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub message: Option<String>,
 }
 
 /// Where the agent and the target OS come from: shared by Beskar7Machine's spec and the

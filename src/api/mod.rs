@@ -26,7 +26,7 @@ pub use beskar7_cluster::{
 };
 pub use beskar7_machine::{
     Beskar7Machine, Beskar7MachineSpec, Beskar7MachineStatus, BootMode, Handoff,
-    HardwareRequirements, Images, MachinePhase, RootDeviceHints,
+    HardwareRequirements, Images, MachinePhase, RejectedHost, RootDeviceHints,
 };
 pub use beskar7_machine_template::{
     Beskar7MachineTemplate, Beskar7MachineTemplateResource, Beskar7MachineTemplateSpec,

@@ -323,6 +323,11 @@ pub struct PhysicalHostStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provisioned_at: Option<Time>,
 
+    /// The last provisioning or cleaning attempt that failed, until a new attempt starts (see
+    /// docs/api.md, "Attempt outcomes"). The machine controller reads it to release the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<AttemptFailure>,
+
     /// The generation of the spec this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
@@ -544,6 +549,37 @@ pub struct NicInfo {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16), inner(length(max = 64)))]
     pub ip_addresses: Vec<String>,
+}
+
+/// A failed attempt: which one, for which claim, why (a condition reason) and what happened.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AttemptFailure {
+    /// The failed attempt's id (status.attempt.id when it failed).
+    #[serde(rename = "attemptID", default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub attempt_id: Option<String>,
+    /// The claim the attempt served: the host's spec.provisioning.providerID when it started.
+    /// The machine controller acts on a failure only when this equals the current claim's, so a
+    /// stale failure never fails a new claim.
+    #[serde(rename = "providerID", default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 512))]
+    pub provider_id: Option<String>,
+    /// Provision or clean.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<AttemptMode>,
+    /// Why, as a CamelCase reason: RequirementsNotMet, InspectionTimedOut, InspectionFailed,
+    /// DeploymentTimedOut, ProvisionFailed, BootFailed, BMCError, CleaningFailed or
+    /// CleaningTimedOut.
+    #[schemars(length(max = 64))]
+    pub reason: String,
+    /// What happened, for people (one line per unmet requirement for RequirementsNotMet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub message: Option<String>,
+    /// When the attempt was declared failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<Time>,
 }
 
 /// What the attempt boots the agent for: "provision" or "clean".

@@ -1,6 +1,9 @@
 //! The reconcilers and what they share: the Kubernetes client, the manager's settings, the
 //! metrics, the event recorder and the per-BMC operation locks.
 
+pub mod cluster;
+pub mod conditions;
+pub mod machine;
 pub mod physical_host;
 
 use std::collections::HashMap;
@@ -176,6 +179,34 @@ impl Context {
             .unwrap_or_else(PoisonError::into_inner)
             .remove(key);
     }
+}
+
+/// Sets `ready` once `store` has its first full list (a controller's cache is synced).
+///
+/// kube-runtime 5's store readiness is a oneshot behind a mutex that remembers only the last
+/// poller's waker; the controller's own runner also waits on it, so a single
+/// `wait_until_ready().await` may never be woken. Re-poll it instead.
+pub fn mark_ready_when_synced<K>(
+    store: kube::runtime::reflector::Store<K>,
+    ready: Arc<std::sync::atomic::AtomicBool>,
+    what: &'static str,
+) where
+    K: kube::Resource + Clone + Send + Sync + 'static,
+    K::DynamicType: std::hash::Hash + Eq + Clone + Send + Sync,
+{
+    tokio::spawn(async move {
+        loop {
+            match tokio::time::timeout(Duration::from_millis(200), store.wait_until_ready()).await {
+                Ok(Ok(())) => {
+                    ready.store(true, std::sync::atomic::Ordering::Relaxed);
+                    tracing::info!(kind = what, "cache synced");
+                    return;
+                }
+                Ok(Err(_)) => return,
+                Err(_) => continue,
+            }
+        }
+    });
 }
 
 /// base × 2^(failures-1), capped at `max`.

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 pub use config::{LogFormat, ManagerArgs};
 
-use crate::controllers::{Context, Settings, physical_host};
+use crate::controllers::{Context, Settings, cluster, machine, physical_host};
 use crate::metrics::Metrics;
 
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +71,17 @@ fn shutdown_signal() -> Result<impl Future<Output = ()>, Error> {
     })
 }
 
+/// Sets `all` once every flag is set (polled: readiness changes once per process).
+fn ready_when_all(flags: Vec<Arc<AtomicBool>>, all: Arc<AtomicBool>) {
+    use std::sync::atomic::Ordering;
+    tokio::spawn(async move {
+        while !flags.iter().all(|f| f.load(Ordering::Relaxed)) {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        all.store(true, Ordering::Relaxed);
+    });
+}
+
 /// Runs the manager until a signal; returns once the controllers and the server stopped.
 pub async fn run(args: ManagerArgs) -> Result<(), Error> {
     telemetry::init(args.log_format);
@@ -125,13 +136,18 @@ pub async fn run(args: ManagerArgs) -> Result<(), Error> {
         resync_interval_s = args.resync_interval.as_secs(),
         "beskar7 manager starting"
     );
-    let controller =
-        physical_host::run(ctx, scope, args.max_concurrent_reconciles, ready, stopped());
+    // One readiness flag per controller; /readyz turns 200 once every cache is synced.
+    let flags: Vec<Arc<AtomicBool>> = (0..3).map(|_| Arc::new(AtomicBool::new(false))).collect();
+    ready_when_all(flags.clone(), ready);
+    let n = args.max_concurrent_reconciles;
+    let hosts = physical_host::run(ctx.clone(), scope.clone(), n, flags[0].clone(), stopped());
+    let machines = machine::run(ctx.clone(), scope.clone(), n, flags[1].clone(), stopped());
+    let clusters = cluster::run(ctx, scope, n, flags[2].clone(), stopped());
     tokio::spawn(async move {
         signal.await;
         let _ = stop_tx.send(true);
     });
-    let (_, served) = tokio::join!(controller, server);
+    let (_, _, _, served) = tokio::join!(hosts, machines, clusters, server);
     if let Err(e) = served {
         tracing::warn!(error = %e, "metrics server ended with an error");
     }

@@ -3,9 +3,12 @@
 //! the manager as a child process, then observes through a kube client (watches, no polling
 //! sleeps; timeouts only guard against hangs).
 
+mod capi_env;
+mod cluster;
 mod deprovision;
 mod enroll;
 mod failures;
+mod machine;
 mod manager;
 
 use std::collections::BTreeMap;
