@@ -323,6 +323,12 @@ pub struct PhysicalHostStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provisioned_at: Option<Time>,
 
+    /// The last provisioning or cleaning attempt that failed, until a new attempt starts (see
+    /// docs/api.md, "Attempt outcomes"). The machine controller reads it to release the host or
+    /// ask for another attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<AttemptFailure>,
+
     /// The generation of the spec this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
@@ -546,6 +552,31 @@ pub struct NicInfo {
     pub ip_addresses: Vec<String>,
 }
 
+/// A failed attempt: which one, why (a condition reason) and what happened.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AttemptFailure {
+    /// The failed attempt's id (status.attempt.id when it failed).
+    #[serde(rename = "attemptID", default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub attempt_id: Option<String>,
+    /// Provision or clean.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<AttemptMode>,
+    /// Why, as a CamelCase reason: RequirementsNotMet, InspectionTimedOut, InspectionFailed,
+    /// DeploymentTimedOut, ProvisionFailed, BootFailed, BMCError, CleaningFailed or
+    /// CleaningTimedOut.
+    #[schemars(length(max = 64))]
+    pub reason: String,
+    /// What happened, for people (one line per unmet requirement for RequirementsNotMet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub message: Option<String>,
+    /// When the attempt was declared failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<Time>,
+}
+
 /// What the attempt boots the agent for: "provision" or "clean".
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -603,6 +634,24 @@ pub struct Attempt {
     /// expiresAt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce_expires_at: Option<Time>,
+    /// The agent image (inspectionImageURL) this attempt boots. A cleaning attempt copies it from
+    /// the provisioning attempt it cleans up after, so it survives the release of the intent.
+    #[serde(
+        rename = "agentImageURL",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(length(max = 2048))]
+    pub agent_image_url: Option<String>,
+    /// When the host controller set the one-time PXE boot and powered the server on for this
+    /// attempt (set once: a restarted manager does not boot it again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub booted_at: Option<Time>,
+    /// When the host controller accepted the hardware report and moved the attempt to Deploying
+    /// (from then on the agent may write disks, so a release cleans). Starts the deployment
+    /// timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploying_at: Option<Time>,
     /// The attempt id the callback's records (nonceConsumedAt, nonceConsumedBy, configConsumedAt,
     /// reportedAt, bootstrapFetchedAt, provisionedAt, failedAt, failureReason, cleanedAt) belong
     /// to. When it differs from id they are left over from an earlier attempt and mean nothing.
@@ -641,6 +690,24 @@ pub struct Attempt {
 }
 
 impl Attempt {
+    /// The part of the attempt the host controller owns (everything but the callback's records).
+    pub fn controller_part(&self) -> Attempt {
+        Attempt {
+            id: self.id.clone(),
+            mode: self.mode,
+            started_at: self.started_at.clone(),
+            expires_at: self.expires_at.clone(),
+            nonce_hash: self.nonce_hash.clone(),
+            token_hash: self.token_hash.clone(),
+            config_nonce_hash: self.config_nonce_hash.clone(),
+            nonce_expires_at: self.nonce_expires_at.clone(),
+            agent_image_url: self.agent_image_url.clone(),
+            booted_at: self.booted_at.clone(),
+            deploying_at: self.deploying_at.clone(),
+            ..Attempt::default()
+        }
+    }
+
     /// Whether the callback's records in this attempt belong to it (rather than to an earlier
     /// attempt whose records have not been overwritten yet).
     pub fn records_are_current(&self) -> bool {
