@@ -3,6 +3,7 @@
 //! the manager as a child process, then observes through a kube client (watches, no polling
 //! sleeps; timeouts only guard against hangs).
 
+mod attempt;
 mod deprovision;
 mod enroll;
 mod failures;

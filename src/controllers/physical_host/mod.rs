@@ -4,6 +4,7 @@
 //! only, Secrets: a change to a host's credentials or CA-bundle Secret wakes that host at once.
 //! Secret contents are never cached; a reconcile reads them with a GET.
 
+pub mod attempt;
 mod bmc;
 pub mod conditions;
 mod credentials;
