@@ -610,6 +610,141 @@ async fn max_concurrent_provisions_caps_the_hosts_booting_at_once() {
     }
 }
 
+/// Provisions `name` on `server` (Image), returning when the host runs its OS.
+async fn provision(rig: &Rig, name: &str, server: &SimServer) {
+    rig.claim(name, None).await;
+    rig.wait(name, "Provisioned", state_is(HostState::Provisioned))
+        .await;
+    wait_sim(server, "RunningOS", |s| *s == SimState::RunningOS).await;
+}
+
+#[tokio::test]
+async fn a_released_host_is_cleaned_powered_off_and_offered_again() {
+    let rig = Rig::start(&[]).await;
+    let history = record_hosts(&rig.cluster);
+    let server = rig
+        .server("s1", Hardware::standard(1, &host::mac_for(1)), |_| {})
+        .await;
+    rig.host("h1", &server, json!({})).await;
+    provision(&rig, "h1", &server).await;
+    assert!(matches!(server.host.disk(), DiskContents::Installed(_)));
+    let provisioned_attempt = attempt(&rig.cluster.hosts(NS).get("h1").await.unwrap())
+        .id
+        .clone();
+
+    rig.release("h1").await;
+    let h = rig
+        .wait("h1", "Available", state_is(HostState::Available))
+        .await;
+    // The cleaning attempt ran: a clean-mode boot whose agent reported cleaned.
+    let cleaning = history
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|h| h.state() == Some(HostState::Deprovisioning))
+        .filter_map(|h| h.status.as_ref()?.attempt.clone())
+        .find(|a| {
+            a.mode == Some(beskar7::api::AttemptMode::Clean)
+                && a.records_are_current()
+                && a.cleaned_at.is_some()
+        })
+        .expect("a finished cleaning attempt");
+    assert_ne!(
+        cleaning.id, provisioned_attempt,
+        "cleaning has its own secrets"
+    );
+    assert_eq!(cleaning.agent_image_url.as_deref(), Some(AGENT));
+    assert_eq!(
+        server.host.disk(),
+        DiskContents::Empty,
+        "the disks were wiped"
+    );
+    wait_sim(&server, "off", |s| *s == SimState::PoweredOff).await;
+    assert_eq!(
+        power_and_override(&server),
+        ("Off".into(), "Disabled".into())
+    );
+    assert!(h.spec.consumer_ref.is_none());
+    assert!(
+        h.status
+            .as_ref()
+            .unwrap()
+            .attempt
+            .as_ref()
+            .is_none_or(|a| a.id.is_none()),
+        "an Available host has no current attempt"
+    );
+}
+
+#[tokio::test]
+async fn a_host_that_never_deployed_is_not_cleaned() {
+    let rig = Rig::start(&[]).await;
+    let server = rig
+        .server("s1", Hardware::standard(1, &host::mac_for(1)), |c| {
+            c.misbehaviour = Some(Misbehaviour::TooLittleHardware)
+        })
+        .await;
+    rig.host("h1", &server, json!({})).await;
+    rig.claim("h1", Some(json!({"minCPUCores": 16}))).await;
+    rig.wait(
+        "h1",
+        "RequirementsNotMet",
+        failed_with("RequirementsNotMet"),
+    )
+    .await;
+    server.bmc.clear_requests();
+    rig.release("h1").await;
+    rig.wait("h1", "Available", state_is(HostState::Available))
+        .await;
+    assert!(
+        !server.bmc.requests().iter().any(|r| r.method == "PATCH"),
+        "no one-time PXE for a cleaning: {:?}",
+        server.bmc.requests()
+    );
+    assert_eq!(power_and_override(&server).0, "Off");
+}
+
+#[tokio::test]
+async fn a_cleaning_that_times_out_keeps_the_host_out_of_the_pool_until_a_person_acts() {
+    let rig = Rig::start(&["--deprovision-timeout", "3s"]).await;
+    let server = rig
+        .server("s1", Hardware::standard(1, &host::mac_for(1)), |_| {})
+        .await;
+    rig.host("h1", &server, json!({})).await;
+    provision(&rig, "h1", &server).await;
+    server
+        .host
+        .set_misbehaviour(Some(Misbehaviour::NeverReports));
+    rig.release("h1").await;
+    let h = rig
+        .wait("h1", "CleaningFailed", |h| {
+            condition(h, "CleaningFailed").is_some_and(|c| c.0 == "True")
+        })
+        .await;
+    assert_eq!(h.state(), Some(HostState::Error));
+    let (_, reason, message) = condition(&h, "CleaningFailed").unwrap();
+    assert_eq!(reason, "CleaningTimedOut");
+    assert!(message.contains("did not report cleaned"), "{message}");
+    assert_eq!(condition(&h, "Ready").unwrap().1, "CleaningTimedOut");
+    wait_sim(&server, "off", |s| *s == SimState::PoweredOff).await;
+    assert_eq!(
+        power_and_override(&server),
+        ("Off".into(), "Disabled".into())
+    );
+
+    // A person decides the disks need no cleaning: the host powers off and rejoins the pool.
+    let patch = json!({"spec": {"automatedCleaningMode": "disabled"}});
+    rig.cluster
+        .hosts(NS)
+        .patch("h1", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let h = rig
+        .wait("h1", "Available", state_is(HostState::Available))
+        .await;
+    assert!(condition(&h, "CleaningFailed").is_none());
+}
+
 #[tokio::test]
 async fn a_manager_restart_mid_attempt_neither_boots_twice_nor_loses_a_report() {
     // Fixed ports: the agent keeps calling the URLs it booted with, across the restart.

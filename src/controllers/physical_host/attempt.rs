@@ -64,6 +64,10 @@ pub enum Plan {
     Provisioned,
     /// The attempt failed: power off, clear the override, record the failure.
     Fail(AttemptFailure),
+    /// A failed cleaning that nobody cleared yet: stay out of the pool.
+    CleaningFailedHold(AttemptFailure),
+    /// Leave the CleaningFailed hold: a person asked (annotation, or cleaning disabled).
+    Redeprovision,
 }
 
 /// The host's full attempt (the controller's fields and the callback's records).

@@ -6,6 +6,7 @@
 
 pub mod attempt;
 mod bmc;
+pub mod cleaning;
 pub mod conditions;
 mod credentials;
 mod deprovision;

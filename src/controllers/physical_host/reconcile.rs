@@ -4,14 +4,15 @@
 //! (new) → Enrolling → Available ⇄ InUse (consumerRef set / cleared)
 //! InUse + spec.provisioning → Inspecting → Deploying → Provisioned   (attempt.rs)
 //!   a failed attempt → InUse, status.lastFailure (the machine retries or releases)
-//! released → Deprovisioning (power off, clear override) → Available
+//! released → Deprovisioning (cleaning.rs when needed; power off, clear override) → Available
+//!   a failed cleaning → Error + CleaningFailed, out of the pool until a person acts
 //! any BMC or credentials failure of a free host → Error → (fixed) → re-enrolled
 //! Deprovisioning past --deprovision-timeout → Error (DeprovisionTimedOut, power state unknown)
 //!   → retried until the BMC answers and the host is off → Available
 //! ```
 //!
-//! Each reconcile: decide the attempt step from the host as read (pure, see
-//! [`attempt::plan_claimed`]); otherwise read the Secrets, hold the BMC's operation lock,
+//! Each reconcile: decide the attempt step from the host as read (pure, see [`attempt::plan_claimed`]
+//! and [`cleaning::plan_cleaning`]); otherwise read the Secrets, hold the BMC's operation lock,
 //! run at most one operation per step, then apply the owned status when it changed.
 
 use std::sync::Arc;
@@ -28,7 +29,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::attempt::{self, Plan};
 use super::bmc::BmcConn;
 use super::conditions::{self, DEPROVISION_TIMED_OUT, Failure, READY, state_name};
-use super::{Error, credentials, deprovision, enroll, slots, status};
+use super::{Error, cleaning, credentials, deprovision, enroll, slots, status};
 use crate::api::physical_host::{
     Attempt, AttemptFailure, AttemptMode, HostState, PhysicalHost, PhysicalHostStatus, PowerState,
 };
@@ -186,6 +187,8 @@ async fn step(
         {
             attempt::plan_claimed(host, &ctx.settings, state, &now, slot, mint)
         }
+        HostState::Deprovisioning => cleaning::plan_cleaning(host, &ctx.settings, &now, slot, mint),
+        HostState::Error => cleaning::plan_cleaning_failed(host).unwrap_or(Plan::Idle),
         _ => Plan::Idle,
     };
     if plan != Plan::Idle {
@@ -473,6 +476,28 @@ async fn run_plan(
             }
             Ok(o)
         }
+        Plan::CleaningFailedHold(f) => {
+            let reason = if f.reason == attempt::CLEANING_TIMED_OUT {
+                attempt::CLEANING_TIMED_OUT
+            } else {
+                attempt::CLEANING_FAILED
+            };
+            let mut o = Outcome::new(HostState::Error, resync);
+            o.failure = Some(Failure::new(
+                reason,
+                format!(
+                    "cleaning failed: {}; the host stays out of the pool until annotated {}={} or spec.automatedCleaningMode is disabled",
+                    f.message.as_deref().unwrap_or_default(),
+                    cleaning::RETRY_CLEANING_ANNOTATION,
+                    f.attempt_id.as_deref().unwrap_or_default()
+                ),
+            ));
+            Ok(o)
+        }
+        Plan::Redeprovision => Ok(Outcome::new(
+            HostState::Deprovisioning,
+            Duration::from_secs(1),
+        )),
         Plan::Boot { attempt_id } => {
             match fresh(ctx, host).await? {
                 Some(f) if same_attempt(host, &f) => {}
