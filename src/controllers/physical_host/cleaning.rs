@@ -124,3 +124,99 @@ pub fn plan_cleaning_failed(host: &PhysicalHost) -> Option<Plan> {
     }
     Some(Plan::CleaningFailedHold(f.clone()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn host(mode: &str, attempt: serde_json::Value, status: serde_json::Value) -> PhysicalHost {
+        let mut st = json!({"state": "Deprovisioning", "attempt": attempt});
+        for (k, v) in status.as_object().unwrap() {
+            st[k] = v.clone();
+        }
+        serde_json::from_value(json!({
+            "apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1", "kind": "PhysicalHost",
+            "metadata": {"name": "h", "namespace": "ns", "uid": "u"},
+            "spec": {
+                "redfishConnection": {"address": "http://bmc", "credentialsSecretRef": "c"},
+                "automatedCleaningMode": mode,
+            },
+            "status": st,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn only_an_attempt_that_reached_deploying_is_cleaned_up_after() {
+        let inspected = json!({"id": "a1", "mode": "provision", "agentImageURL": "http://i/a"});
+        assert!(!needs_cleaning(&host(
+            "metadata",
+            inspected.clone(),
+            json!({})
+        )));
+        let mut deployed = inspected;
+        deployed["deployingAt"] = json!("1970-01-01T00:16:40Z");
+        assert!(needs_cleaning(&host(
+            "metadata",
+            deployed.clone(),
+            json!({})
+        )));
+        assert!(!needs_cleaning(&host("disabled", deployed, json!({}))));
+        let cleaned = json!({"id": "c1", "mode": "clean", "recordsAttemptID": "c1",
+            "cleanedAt": "1970-01-01T00:16:41Z"});
+        assert!(!needs_cleaning(&host("metadata", cleaned, json!({}))));
+    }
+
+    #[test]
+    fn a_failed_cleaning_holds_until_a_person_asks_again() {
+        let a = json!({"id": "c1", "mode": "clean"});
+        let failed = json!({"state": "Error",
+            "lastFailure": {"attemptID": "c1", "mode": "clean", "reason": "CleaningTimedOut"}});
+        let mut h = host("metadata", a, failed);
+        assert!(matches!(
+            plan_cleaning_failed(&h),
+            Some(Plan::CleaningFailedHold(_))
+        ));
+        h.metadata.annotations = Some([(RETRY_CLEANING_ANNOTATION.into(), "c0".into())].into());
+        assert!(matches!(
+            plan_cleaning_failed(&h),
+            Some(Plan::CleaningFailedHold(_))
+        ));
+        h.metadata.annotations = Some([(RETRY_CLEANING_ANNOTATION.into(), "c1".into())].into());
+        assert_eq!(plan_cleaning_failed(&h), Some(Plan::Redeprovision));
+        // Asked again: a new cleaning attempt starts (the failed one is not live).
+        let settings = Settings::default();
+        let mut deprov = h.clone();
+        deprov.status.as_mut().unwrap().state = Some(HostState::Deprovisioning);
+        deprov
+            .status
+            .as_mut()
+            .unwrap()
+            .attempt
+            .as_mut()
+            .unwrap()
+            .agent_image_url = Some("http://i/a".into());
+        let p = plan_cleaning(
+            &deprov,
+            &settings,
+            &Time(jiff::Timestamp::from_second(2000).unwrap()),
+            || true,
+            |mode, image| {
+                Ok(Attempt {
+                    id: Some("c2".into()),
+                    mode: Some(mode),
+                    agent_image_url: image,
+                    ..Attempt::default()
+                })
+            },
+        );
+        match p {
+            Plan::Start { attempt, .. } => {
+                assert_eq!(attempt.mode, Some(AttemptMode::Clean));
+                assert_eq!(attempt.agent_image_url.as_deref(), Some("http://i/a"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

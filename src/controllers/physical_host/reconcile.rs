@@ -357,7 +357,8 @@ fn mint_attempt(
 }
 
 /// Reads the host from the API server (not the cache) before a step that must not run twice
-/// (starting an attempt, booting): the cache may not show this controller's last write yet.
+/// (starting an attempt, booting, ending one): the cache may not show this controller's last
+/// write yet.
 async fn fresh(ctx: &Context, host: &PhysicalHost) -> Result<Option<PhysicalHost>, Error> {
     let api: Api<PhysicalHost> =
         Api::namespaced(ctx.client.clone(), &host.namespace().unwrap_or_default());
@@ -544,6 +545,10 @@ async fn run_plan(
             }
         }
         Plan::Provisioned => {
+            match fresh(ctx, host).await? {
+                Some(f) if same_attempt(host, &f) => {}
+                _ => return Ok(skip()),
+            }
             match open_bmc(ctx, host, secrets).await? {
                 Ok(conn) => {
                     let lock = ctx.bmc_lock(&host.spec.redfish_connection.address);
@@ -570,6 +575,12 @@ async fn run_plan(
             Ok(o)
         }
         Plan::Fail(af) => {
+            // Once per failure: a cache that lags behind the failure's own write must not
+            // record (and announce) it twice.
+            match fresh(ctx, host).await? {
+                Some(f) if same_attempt(host, &f) => {}
+                _ => return Ok(skip()),
+            }
             let conn = open_bmc(ctx, host, secrets).await?;
             Ok(fail_attempt(ctx, host, conn.as_ref().map_err(Clone::clone), af).await)
         }
