@@ -461,6 +461,7 @@ async fn an_agent_failure_fails_the_attempt_with_its_reason_and_a_retry_starts_f
         .await;
     let f = h.status.as_ref().unwrap().last_failure.clone().unwrap();
     assert_eq!(f.message.as_deref(), Some("agent: disk sda is on fire"));
+    rig.assert_no_secrets(&h).await;
     wait_sim(&server, "off", |s| *s == SimState::PoweredOff).await;
     assert_eq!(
         power_and_override(&server),
@@ -811,4 +812,46 @@ async fn a_manager_restart_mid_attempt_neither_boots_twice_nor_loses_a_report() 
         .count();
     assert_eq!(resets, 1, "the server was powered on once");
     assert!(attempt(&h).records_are_current());
+    rig.assert_no_secrets(&h).await;
+}
+
+#[tokio::test]
+async fn a_deployment_past_its_timeout_fails_and_powers_off() {
+    let rig = Rig::start(&["--deployment-timeout", "2s"]).await;
+    // Writing the image takes far longer than the deployment may.
+    let server = rig
+        .server("s1", Hardware::standard(1, &host::mac_for(1)), |c| {
+            c.timing.work = Duration::from_secs(30)
+        })
+        .await;
+    rig.host("h1", &server, json!({})).await;
+    rig.claim("h1", None).await;
+    rig.wait("h1", "Deploying", state_is(HostState::Deploying))
+        .await;
+    let h = rig
+        .wait(
+            "h1",
+            "DeploymentTimedOut",
+            failed_with("DeploymentTimedOut"),
+        )
+        .await;
+    assert_eq!(h.state(), Some(HostState::InUse));
+    let message = h
+        .status
+        .as_ref()
+        .unwrap()
+        .last_failure
+        .as_ref()
+        .unwrap()
+        .message
+        .clone();
+    assert_eq!(
+        message.as_deref(),
+        Some("the agent did not report provisioned within the deployment timeout (2s)")
+    );
+    wait_sim(&server, "off", |s| *s == SimState::PoweredOff).await;
+    assert_eq!(
+        power_and_override(&server),
+        ("Off".into(), "Disabled".into())
+    );
 }
