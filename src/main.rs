@@ -18,6 +18,8 @@ struct Cli {
     command: Option<Command>,
 }
 
+// Parsed once at startup: the size of the manager's flags does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the controller-manager (the default).

@@ -37,8 +37,8 @@ pub use common::{
     MachineAddressType, ProviderId, READY_CONDITION, VERSION, ZONE_LABEL,
 };
 pub use physical_host::{
-    Attempt, AttemptMode, AutomatedCleaningMode, ConsumerRef, HardwareDetails, HostState,
-    InspectionReport, PhysicalHost, PhysicalHostSpec, PhysicalHostStatus, PowerState,
+    Attempt, AttemptFailure, AttemptMode, AutomatedCleaningMode, ConsumerRef, HardwareDetails,
+    HostState, InspectionReport, PhysicalHost, PhysicalHostSpec, PhysicalHostStatus, PowerState,
     ProvisioningIntent, RedfishConnection, SecretRef,
 };
 

@@ -324,7 +324,8 @@ pub struct PhysicalHostStatus {
     pub provisioned_at: Option<Time>,
 
     /// The last provisioning or cleaning attempt that failed, until a new attempt starts (see
-    /// docs/api.md, "Attempt outcomes"). The machine controller reads it to release the host.
+    /// docs/api.md, "Attempt outcomes"). The machine controller reads it to release the host or
+    /// ask for another attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failure: Option<AttemptFailure>,
 
@@ -562,7 +563,11 @@ pub struct AttemptFailure {
     /// The claim the attempt served: the host's spec.provisioning.providerID when it started.
     /// The machine controller acts on a failure only when this equals the current claim's, so a
     /// stale failure never fails a new claim.
-    #[serde(rename = "providerID", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "providerID",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schemars(length(max = 512))]
     pub provider_id: Option<String>,
     /// Provision or clean.
@@ -639,6 +644,24 @@ pub struct Attempt {
     /// expiresAt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce_expires_at: Option<Time>,
+    /// The agent image (inspectionImageURL) this attempt boots. A cleaning attempt copies it from
+    /// the provisioning attempt it cleans up after, so it survives the release of the intent.
+    #[serde(
+        rename = "agentImageURL",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(length(max = 2048))]
+    pub agent_image_url: Option<String>,
+    /// When the host controller set the one-time PXE boot and powered the server on for this
+    /// attempt (set once: a restarted manager does not boot it again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub booted_at: Option<Time>,
+    /// When the host controller accepted the hardware report and moved the attempt to Deploying
+    /// (from then on the agent may write disks, so a release cleans). Starts the deployment
+    /// timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploying_at: Option<Time>,
     /// The attempt id the callback's records (nonceConsumedAt, nonceConsumedBy, configConsumedAt,
     /// reportedAt, bootstrapFetchedAt, provisionedAt, failedAt, failureReason, cleanedAt) belong
     /// to. When it differs from id they are left over from an earlier attempt and mean nothing.
@@ -677,6 +700,24 @@ pub struct Attempt {
 }
 
 impl Attempt {
+    /// The part of the attempt the host controller owns (everything but the callback's records).
+    pub fn controller_part(&self) -> Attempt {
+        Attempt {
+            id: self.id.clone(),
+            mode: self.mode,
+            started_at: self.started_at.clone(),
+            expires_at: self.expires_at.clone(),
+            nonce_hash: self.nonce_hash.clone(),
+            token_hash: self.token_hash.clone(),
+            config_nonce_hash: self.config_nonce_hash.clone(),
+            nonce_expires_at: self.nonce_expires_at.clone(),
+            agent_image_url: self.agent_image_url.clone(),
+            booted_at: self.booted_at.clone(),
+            deploying_at: self.deploying_at.clone(),
+            ..Attempt::default()
+        }
+    }
+
     /// Whether the callback's records in this attempt belong to it (rather than to an earlier
     /// attempt whose records have not been overwritten yet).
     pub fn records_are_current(&self) -> bool {

@@ -245,8 +245,11 @@ pub(crate) fn render_for(
             }
         }
         AttemptMode::Clean => BootPurpose::Clean {
-            inspection_image_url: intent
-                .map(|i| i.images.inspection_image_url.as_str())
+            // The attempt's own record first: the machine usually removed the intent on release.
+            inspection_image_url: attempt
+                .agent_image_url
+                .as_deref()
+                .or(intent.map(|i| i.images.inspection_image_url.as_str()))
                 .or(config.clean_image_url.as_deref())
                 .ok_or("a cleaning boot needs the agent's image: the host has no provisioning intent and no clean image URL is configured")?,
         },

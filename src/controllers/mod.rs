@@ -15,6 +15,9 @@ use kube::runtime::events::{Recorder, Reporter};
 
 use crate::metrics::Metrics;
 use crate::redfish::{Discovery, Policy};
+use crate::tokens::TokenKey;
+
+pub use physical_host::slots::ProvisionSlots;
 
 /// The settings reconcilers read (from the manager's flags).
 #[derive(Clone, Debug)]
@@ -30,6 +33,14 @@ pub struct Settings {
     pub backoff_max: Duration,
     /// Timing of the Redfish client.
     pub redfish: Policy,
+    /// From an attempt's start to the agent's hardware report.
+    pub inspection_timeout: Duration,
+    /// From the accepted report to `provisioned`.
+    pub deployment_timeout: Duration,
+    /// Hosts booting the agent at once (provisioning or cleaning), across all BMCs.
+    pub max_concurrent_provisions: u32,
+    /// The agent image of cleaning attempts that have none from their provisioning attempt.
+    pub clean_image_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -40,6 +51,10 @@ impl Default for Settings {
             backoff_base: Duration::from_secs(10),
             backoff_max: Duration::from_secs(300),
             redfish: Policy::default(),
+            inspection_timeout: Duration::from_secs(600),
+            deployment_timeout: Duration::from_secs(1200),
+            max_concurrent_provisions: 20,
+            clean_image_url: None,
         }
     }
 }
@@ -60,16 +75,26 @@ pub struct Context {
     /// changed nothing) then needs no BMC call before the next resync.
     checked: Mutex<HashMap<String, (Instant, String)>>,
     digest_keys: std::collections::hash_map::RandomState,
+    /// The key attempt secrets are derived from (only their hashes are written).
+    pub token_key: TokenKey,
+    /// Who may boot the agent now (`--max-concurrent-provisions`).
+    pub provisions: ProvisionSlots,
 }
 
 impl Context {
-    pub fn new(client: Client, settings: Settings, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        client: Client,
+        settings: Settings,
+        metrics: Arc<Metrics>,
+        token_key: TokenKey,
+    ) -> Self {
         let reporter = Reporter {
             controller: "beskar7".into(),
             instance: std::env::var("POD_NAME").ok(),
         };
         Self {
             recorder: Recorder::new(client.clone(), reporter),
+            provisions: ProvisionSlots::new(settings.max_concurrent_provisions),
             client,
             settings,
             metrics,
@@ -78,6 +103,7 @@ impl Context {
             discoveries: Mutex::new(HashMap::new()),
             checked: Mutex::new(HashMap::new()),
             digest_keys: std::collections::hash_map::RandomState::new(),
+            token_key,
         }
     }
 

@@ -1,6 +1,7 @@
 //! `beskar7 manager`: connects to the API server, runs the controllers and the metrics/health
 //! server, and shuts both down cleanly on SIGTERM or SIGINT.
 
+mod callbacks;
 pub mod config;
 mod http;
 mod telemetry;
@@ -36,6 +37,8 @@ pub enum Error {
     },
     #[error("signal handler: {0}")]
     Signal(#[source] std::io::Error),
+    #[error(transparent)]
+    Callbacks(#[from] callbacks::Error),
 }
 
 async fn client(args: &ManagerArgs) -> Result<kube::Client, Error> {
@@ -87,6 +90,10 @@ pub async fn run(args: ManagerArgs) -> Result<(), Error> {
     telemetry::init(args.log_format);
     let signal = shutdown_signal()?;
     let client = client(&args).await?;
+    // Without a callback URL no host could be provisioned: refuse to start.
+    if args.callback_url.is_none() {
+        return Err(callbacks::Error::NoCallbackUrl.into());
+    }
     let metrics = Arc::new(Metrics::new());
     let ready = Arc::new(AtomicBool::new(false));
 
@@ -118,36 +125,69 @@ pub async fn run(args: ManagerArgs) -> Result<(), Error> {
     )
     .with_graceful_shutdown(stopped());
 
+    let listeners = callbacks::bind_listeners(&args).await?;
+    let token_key = callbacks::token_key(&client, &args).await?;
+
     let settings = Settings {
         deprovision_timeout: args.deprovision_timeout,
         resync_interval: args.resync_interval,
+        inspection_timeout: args.inspection_timeout,
+        deployment_timeout: args.deployment_timeout,
+        max_concurrent_provisions: args.max_concurrent_provisions,
+        clean_image_url: args.clean_image_url.clone(),
         ..Settings::default()
     };
-    let ctx = Arc::new(Context::new(client, settings, metrics));
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        settings,
+        metrics,
+        token_key.clone(),
+    ));
     let scope = physical_host::Scope {
         namespace: args.namespace.clone(),
         watch_filter: args.watch_filter.clone(),
     };
+    // One PhysicalHost cache, shared by the controller and the callback servers.
+    let host_controller = physical_host::controller(client.clone(), &scope);
+    let callback_servers = callbacks::serve(
+        listeners,
+        client,
+        host_controller.store(),
+        token_key,
+        &args,
+        stopped.clone(),
+    )
+    .await?;
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         namespace = args.namespace.as_deref().unwrap_or("(all)"),
         watch_filter = args.watch_filter.as_deref().unwrap_or("(none)"),
         deprovision_timeout_s = args.deprovision_timeout.as_secs(),
         resync_interval_s = args.resync_interval.as_secs(),
+        inspection_timeout_s = args.inspection_timeout.as_secs(),
+        deployment_timeout_s = args.deployment_timeout.as_secs(),
+        max_concurrent_provisions = args.max_concurrent_provisions,
         "beskar7 manager starting"
     );
     // One readiness flag per controller; /readyz turns 200 once every cache is synced.
     let flags: Vec<Arc<AtomicBool>> = (0..3).map(|_| Arc::new(AtomicBool::new(false))).collect();
     ready_when_all(flags.clone(), ready);
     let n = args.max_concurrent_reconciles;
-    let hosts = physical_host::run(ctx.clone(), scope.clone(), n, flags[0].clone(), stopped());
+    let hosts = physical_host::run(
+        ctx.clone(),
+        host_controller,
+        scope.clone(),
+        n,
+        flags[0].clone(),
+        stopped(),
+    );
     let machines = machine::run(ctx.clone(), scope.clone(), n, flags[1].clone(), stopped());
     let clusters = cluster::run(ctx, scope, n, flags[2].clone(), stopped());
     tokio::spawn(async move {
         signal.await;
         let _ = stop_tx.send(true);
     });
-    let (_, _, _, served) = tokio::join!(hosts, machines, clusters, server);
+    let (_, _, _, served, ()) = tokio::join!(hosts, machines, clusters, server, callback_servers);
     if let Err(e) = served {
         tracing::warn!(error = %e, "metrics server ended with an error");
     }

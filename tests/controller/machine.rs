@@ -396,7 +396,7 @@ async fn a_failed_attempt_releases_the_host_and_the_machine_claims_another_never
         .provider_id;
     env.host_status(
         "small",
-        json!({"state": "Inspecting", "lastFailure": {"providerID": pid, "reason": "RequirementsNotMet", "message": "8 CPU cores < 16"}}),
+        json!({"state": "InUse", "attempt": {"id": "a1"}, "lastFailure": {"attemptID": "a1", "providerID": pid, "reason": "RequirementsNotMet", "message": "8 CPU cores < 16"}}),
     )
     .await;
     let m = env

@@ -128,8 +128,9 @@ async fn namespace_and_watch_filter_leave_other_hosts_alone() {
 #[test]
 fn flags_that_are_not_implemented_are_refused() {
     for args in [
-        vec!["manager", "--callback-addr", ":8082"],
         vec!["manager", "--leader-elect"],
+        vec!["manager", "--boot-addr", "127.0.0.1:0"],
+        vec!["manager", "--callback-url", "http://plain.example.com"],
         vec!["manager", "--resync-interval", "10"],
         vec!["manager", "--log-format", "xml"],
     ] {
@@ -141,4 +142,93 @@ fn flags_that_are_not_implemented_are_refused() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("error:"), "{args:?}: {err}");
     }
+}
+
+#[tokio::test]
+async fn the_manager_refuses_to_start_without_a_callback_url() {
+    let cluster = super::Cluster::start().await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_beskar7"))
+        .arg("manager")
+        .arg("--kubeconfig")
+        .arg(&cluster.kubeconfig)
+        .output()
+        .expect("run beskar7");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("--callback-url is required"), "{err}");
+}
+
+#[tokio::test]
+async fn the_callback_listeners_serve_with_the_generated_ca_and_their_urls_are_logged() {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let cluster = super::Cluster::start().await;
+    let manager = super::Manager::start(
+        &cluster,
+        &[
+            "--boot-addr",
+            "127.0.0.1:0",
+            "--boot-url",
+            "http://127.0.0.1:0",
+        ],
+    )
+    .await;
+    let callback = manager.listener_url("HTTPS callback listener").unwrap();
+    let boot = manager.listener_url("plain-HTTP boot listener").unwrap();
+    assert!(callback.starts_with("https://127.0.0.1:") && !callback.ends_with(":0"));
+    assert!(boot.starts_with("http://127.0.0.1:") && !boot.ends_with(":0"));
+
+    // The operator's Secrets exist; the listener's certificate chains to the stored CA.
+    let secrets = cluster.secrets(super::OPERATOR_NS);
+    assert!(secrets.get("beskar7-token-key").await.is_ok());
+    let tls = secrets.get("beskar7-callback-tls").await.unwrap();
+    let ca = String::from_utf8(tls.data.unwrap()["ca.crt"].0.clone()).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let https = reqwest::Client::builder()
+        .tls_backend_preconfigured(config)
+        .build()
+        .unwrap();
+    let script = https
+        .get(format!("{callback}/boot.ipxe"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        script.starts_with("#!ipxe") && script.contains(&format!("chain {callback}/ipxe?mac=")),
+        "{script}"
+    );
+    let script = reqwest::get(format!("{boot}/boot.ipxe"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        script.contains(&format!("chain {boot}/ipxe?mac=")),
+        "{script}"
+    );
+    // The agent endpoints are on the HTTPS listener only.
+    let status = reqwest::Client::new()
+        .post(format!("{boot}/api/v1/provisioned/ns/h"))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status.as_u16(), 404);
+    let (exit, _) = manager.terminate().await;
+    assert!(exit.success());
 }

@@ -3,6 +3,7 @@
 //! the manager as a child process, then observes through a kube client (watches, no polling
 //! sleeps; timeouts only guard against hangs).
 
+mod attempt;
 mod capi_env;
 mod cluster;
 mod deprovision;
@@ -36,6 +37,8 @@ pub const USER: &str = "root";
 pub const PASSWORD: &str = "pw-Zq7x-NEVER-LOGGED";
 /// A generous guard: the machine is shared and slow; progress itself is watched, not slept on.
 pub const GUARD: Duration = Duration::from_secs(60);
+/// The manager's `--operator-namespace` in these tests.
+pub const OPERATOR_NS: &str = "beskar7-system";
 
 /// The API server and an admin client for it.
 pub struct Cluster {
@@ -301,11 +304,33 @@ pub struct Manager {
 
 impl Manager {
     pub async fn start(cluster: &Cluster, args: &[&str]) -> Manager {
+        // The operator keeps its token key and callback TLS Secrets here.
+        let ns: Namespace =
+            serde_json::from_value(json!({"metadata": {"name": OPERATOR_NS}})).unwrap();
+        match Api::<Namespace>::all(cluster.client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.is_already_exists() => {}
+            Err(e) => panic!("operator namespace: {e}"),
+        }
+        let mut defaults = vec!["--operator-namespace", OPERATOR_NS];
+        // The callback listener always runs; tests bind a free port and name it in the URL.
+        if !args.contains(&"--callback-url") {
+            defaults.extend([
+                "--callback-addr",
+                "127.0.0.1:0",
+                "--callback-url",
+                "https://127.0.0.1:0",
+            ]);
+        }
         let mut child = Command::new(env!("CARGO_BIN_EXE_beskar7"))
             .arg("manager")
             .arg("--kubeconfig")
             .arg(&cluster.kubeconfig)
             .args(["--metrics-addr", "127.0.0.1:0"])
+            .args(defaults)
             .args(args)
             .env("RUST_LOG", "debug,hyper=info,tower=info,h2=info")
             .stdout(Stdio::null())
@@ -360,6 +385,17 @@ impl Manager {
 
     pub fn log(&self) -> String {
         self.log.lock().unwrap().join("\n")
+    }
+
+    /// The external URL a listener logged at startup (`url=...` of its "serving the ..." line).
+    pub fn listener_url(&self, listener: &str) -> Option<String> {
+        let log = self.log.lock().unwrap();
+        log.iter()
+            .filter(|l| l.contains(&format!("serving the {listener}")))
+            .find_map(|l| {
+                let rest = &l[l.find("url=")? + 4..];
+                Some(rest.split_whitespace().next()?.trim_matches('"').to_owned())
+            })
     }
 
     /// GET on the metrics server: (status, body).

@@ -304,11 +304,18 @@ async fn claimed_now(
 }
 
 /// Whether the host reports a failed attempt for the current claim (see docs/api.md, "Attempt
-/// outcomes"): `status.lastFailure` set for the claim's `spec.provisioning.providerID`.
+/// outcomes"): `status.lastFailure` of the current attempt (`attemptID == status.attempt.id`)
+/// for the claim's `spec.provisioning.providerID`. Anything else is history.
 fn failed_attempt(h: &PhysicalHost) -> Option<(String, String)> {
-    let failure = h.status.as_ref()?.last_failure.as_ref()?;
+    let status = h.status.as_ref()?;
+    let failure = status.last_failure.as_ref()?;
+    let current = status.attempt.as_ref()?.id.as_deref();
     let claim = h.spec.provisioning.as_ref()?.provider_id.as_str();
-    (!failure.reason.is_empty() && failure.provider_id.as_deref() == Some(claim)).then(|| {
+    (!failure.reason.is_empty()
+        && current.is_some()
+        && failure.attempt_id.as_deref() == current
+        && failure.provider_id.as_deref() == Some(claim))
+    .then(|| {
         (
             failure.reason.clone(),
             failure.message.clone().unwrap_or_default(),

@@ -11,7 +11,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use crate::api::physical_host::HostState;
+use crate::api::physical_host::{Attempt, AttemptFailure, AttemptMode, HostState};
 use crate::redfish::RedfishError;
 
 pub const CREDENTIALS_VALID: &str = "CredentialsValid";
@@ -202,6 +202,136 @@ pub fn desired(
                 type_: type_.to_owned(),
                 status: status.to_owned(),
                 reason,
+                message: truncate(&message, 1024),
+                last_transition_time,
+                observed_generation: generation,
+            }
+        })
+        .collect()
+}
+
+/// What the attempt conditions are computed from (the next status, and the step's waiting).
+pub struct AttemptView<'a> {
+    pub state: HostState,
+    pub claimed_with_intent: bool,
+    /// `status.lastFailure` when it names the current attempt.
+    pub last_failure: Option<&'a AttemptFailure>,
+    pub attempt: Option<&'a Attempt>,
+    pub waiting: Option<(&'static str, &'a str)>,
+    pub no_boot_mac: bool,
+}
+
+pub const PROVISIONED: &str = "Provisioned";
+pub const NO_BOOT_MAC: &str = "NoBootMAC";
+pub const CLEANING: &str = "Cleaning";
+pub const CLEANING_FAILED: &str = "CleaningFailed";
+
+/// The conditions of attempts, present only when they say something:
+/// - `Provisioned` (a claimed host with an intent, or one with a failed provisioning attempt):
+///   True once handed over; False with `Inspecting`/`Deploying` while an attempt runs, with the
+///   failure's reason after a failed attempt, or with why none can start (`NoBootMAC`,
+///   `WaitingForProvisionSlot`).
+/// - `NoBootMAC`: True while no boot MAC is known (the first stage cannot find the host).
+/// - `Cleaning`: a released host's cleaning (True while it runs, False while it waits).
+/// - `CleaningFailed`: True while a failed cleaning keeps the host out of the pool.
+pub fn attempt_conditions(
+    v: &AttemptView<'_>,
+    previous: &[Condition],
+    generation: Option<i64>,
+    now: &Time,
+) -> Vec<Condition> {
+    let mut out: Vec<(&str, Verdict)> = Vec::new();
+    let provision_failure = v
+        .last_failure
+        .filter(|f| f.mode != Some(AttemptMode::Clean));
+    let provisioned = match (v.state, v.waiting, provision_failure) {
+        (HostState::Provisioned, _, _) => Some(ok(PROVISIONED)),
+        (HostState::Inspecting, _, _) => Some((
+            "False",
+            "Inspecting".into(),
+            "the agent is booting and reporting the hardware".into(),
+        )),
+        (HostState::Deploying, _, _) => Some((
+            "False",
+            "Deploying".into(),
+            "the agent is writing or loading the target OS".into(),
+        )),
+        (HostState::InUse, Some((reason, message)), _) => {
+            Some(("False", reason.to_owned(), message.to_owned()))
+        }
+        (_, _, Some(f)) => Some((
+            "False",
+            f.reason.clone(),
+            f.message.clone().unwrap_or_default(),
+        )),
+        (HostState::InUse, None, None) if v.claimed_with_intent => Some((
+            "False",
+            "Starting".into(),
+            "a provisioning attempt is starting".into(),
+        )),
+        _ => None,
+    };
+    if let Some(p) = provisioned {
+        out.push((PROVISIONED, p));
+    }
+    if v.no_boot_mac {
+        out.push((
+            NO_BOOT_MAC,
+            (
+                "True",
+                NO_BOOT_MAC.into(),
+                "no boot MAC address is known: set spec.bootMACAddress".into(),
+            ),
+        ));
+    }
+    if v.state == HostState::Deprovisioning {
+        let cleaning_live = v.attempt.is_some_and(|a| {
+            a.mode == Some(AttemptMode::Clean)
+                && !v
+                    .last_failure
+                    .is_some_and(|f| f.attempt_id.is_some() && f.attempt_id == a.id)
+        });
+        match v.waiting {
+            Some((reason, message)) => {
+                out.push((CLEANING, ("False", reason.to_owned(), message.to_owned())))
+            }
+            None if cleaning_live => out.push((
+                CLEANING,
+                (
+                    "True",
+                    "Cleaning".into(),
+                    "the agent is wiping the disks".into(),
+                ),
+            )),
+            None => {}
+        }
+    }
+    if v.state == HostState::Error
+        && let Some(f) = v
+            .last_failure
+            .filter(|f| f.mode == Some(AttemptMode::Clean))
+    {
+        out.push((
+            CLEANING_FAILED,
+            (
+                "True",
+                f.reason.clone(),
+                f.message.clone().unwrap_or_default(),
+            ),
+        ));
+    }
+    out.into_iter()
+        .map(|(type_, (status, reason, message))| {
+            let before = previous.iter().find(|c| c.type_ == type_);
+            let last_transition_time = match before {
+                Some(b) if b.status == status => b.last_transition_time.clone(),
+                _ => now.clone(),
+            };
+            Condition {
+                type_: type_.to_owned(),
+                status: status.to_owned(),
+                reason,
+                // metav1 Conditions need a message.
                 message: truncate(&message, 1024),
                 last_transition_time,
                 observed_generation: generation,

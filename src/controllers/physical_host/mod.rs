@@ -4,12 +4,15 @@
 //! only, Secrets: a change to a host's credentials or CA-bundle Secret wakes that host at once.
 //! Secret contents are never cached; a reconcile reads them with a GET.
 
+pub mod attempt;
 mod bmc;
+pub mod cleaning;
 pub mod conditions;
 mod credentials;
 mod deprovision;
 mod enroll;
 pub mod reconcile;
+pub mod slots;
 pub mod status;
 
 use std::future::Future;
@@ -96,30 +99,43 @@ fn error_policy(host: Arc<PhysicalHost>, error: &Error, ctx: Arc<Context>) -> Ac
     Action::requeue(ctx.backoff(&reconcile::object_key(&host)))
 }
 
-/// Runs the controller until `shutdown` completes; `ready` turns true once the host cache is
-/// filled.
+/// The controller over the hosts in `scope`, not yet running. Its reflector store
+/// (`controller.store()`) is the PhysicalHost cache the callback servers share.
+pub fn controller(client: kube::Client, scope: &Scope) -> Controller<PhysicalHost> {
+    let hosts: Api<PhysicalHost> = match &scope.namespace {
+        Some(ns) => Api::namespaced(client, ns),
+        None => Api::all(client),
+    };
+    let mut host_config = watcher::Config::default().any_semantic();
+    if let Some(value) = &scope.watch_filter {
+        host_config = host_config.labels(&format!("{WATCH_FILTER_LABEL}={value}"));
+    }
+    Controller::new(hosts, host_config)
+}
+
+/// Runs `controller` (from [`controller()`]) until `shutdown` completes; `ready` turns true once
+/// the host cache is filled.
 pub async fn run(
     ctx: Arc<Context>,
+    controller: Controller<PhysicalHost>,
     scope: Scope,
     concurrency: u16,
     ready: Arc<AtomicBool>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let client = ctx.client.clone();
-    let (hosts, secrets): (Api<PhysicalHost>, Api<PartialObjectMeta<Secret>>) =
-        match &scope.namespace {
-            Some(ns) => (
-                Api::namespaced(client.clone(), ns),
-                Api::namespaced(client, ns),
-            ),
-            None => (Api::all(client.clone()), Api::all(client)),
-        };
-    let mut host_config = watcher::Config::default().any_semantic();
-    if let Some(value) = &scope.watch_filter {
-        host_config = host_config.labels(&format!("{WATCH_FILTER_LABEL}={value}"));
-    }
-    let controller = Controller::new(hosts, host_config);
+    let secrets: Api<PartialObjectMeta<Secret>> = match &scope.namespace {
+        Some(ns) => Api::namespaced(client, ns),
+        None => Api::all(client),
+    };
     let store = controller.store();
+    ctx.provisions.use_store(store.clone());
+    // Hosts waiting for a provisioning slot are woken when one frees.
+    let wakeups = ctx
+        .provisions
+        .take_wakeups()
+        .map(|rx| rx.boxed())
+        .unwrap_or_else(|| futures::stream::empty().boxed());
     let readiness = store.clone();
     tokio::spawn(async move {
         // kube-runtime 5's store readiness is a oneshot behind a mutex that remembers only the
@@ -160,6 +176,7 @@ pub async fn run(
     };
     controller
         .watches(secrets, watcher::Config::default().any_semantic(), mapper)
+        .reconcile_on(wakeups)
         .with_config(
             controller::Config::default()
                 .concurrency(concurrency)

@@ -1,16 +1,19 @@
-//! The host state machine (this issue's part of it):
+//! The host state machine:
 //!
 //! ```text
 //! (new) → Enrolling → Available ⇄ InUse (consumerRef set / cleared)
-//!                         ↑          │ cleared
-//!                         └── Deprovisioning (power off, clear override)
-//! any BMC or credentials failure → Error → (fixed) → re-enrolled
+//! InUse + spec.provisioning → Inspecting → Deploying → Provisioned   (attempt.rs)
+//!   a failed attempt → InUse, status.lastFailure (the machine retries or releases)
+//! released → Deprovisioning (cleaning.rs when needed; power off, clear override) → Available
+//!   a failed cleaning → Error + CleaningFailed, out of the pool until a person acts
+//! any BMC or credentials failure of a free host → Error → (fixed) → re-enrolled
 //! Deprovisioning past --deprovision-timeout → Error (DeprovisionTimedOut, power state unknown)
 //!   → retried until the BMC answers and the host is off → Available
 //! ```
 //!
-//! Each reconcile: read the Secrets (GET), hold the BMC's operation lock, run at most one
-//! operation per step, then apply the owned status when it changed.
+//! Each reconcile: decide the attempt step from the host as read (pure, see [`attempt::plan_claimed`]
+//! and [`cleaning::plan_cleaning`]); otherwise read the Secrets, hold the BMC's operation lock,
+//! run at most one operation per step, then apply the owned status when it changed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,12 +21,18 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::attempt::{self, Plan};
 use super::bmc::BmcConn;
 use super::conditions::{self, DEPROVISION_TIMED_OUT, Failure, READY, state_name};
-use super::{Error, credentials, deprovision, enroll, status};
-use crate::api::physical_host::{HostState, PhysicalHost, PhysicalHostStatus, PowerState};
+use super::{Error, cleaning, credentials, deprovision, enroll, slots, status};
+use crate::api::physical_host::{
+    Attempt, AttemptFailure, AttemptMode, HostState, PhysicalHost, PhysicalHostStatus, PowerState,
+};
 use crate::controllers::Context;
 use crate::redfish::Bmc;
 
@@ -39,29 +48,45 @@ struct Outcome {
     power: Option<PowerState>,
     /// When to look again.
     requeue: Duration,
+    /// The attempt's new controller part (the callback's records are never written here).
+    attempt: Option<Attempt>,
+    /// A failed attempt to record in `status.lastFailure` (it stays until the next failure:
+    /// it describes the current attempt only while its attemptID is status.attempt.id).
+    last_failure: Option<AttemptFailure>,
+    /// When the host was handed over to its target OS.
+    provisioned_at: Option<Time>,
+    /// Why no attempt can start now (a condition reason and message).
+    waiting: Option<(&'static str, String)>,
+    /// Write nothing: the cache lags behind the API server; the watch brings the fresh host.
+    skip_write: bool,
 }
 
 impl Outcome {
     /// Success: look again at the next resync.
     fn ok(ctx: &Context, state: HostState) -> Self {
+        Self::new(state, ctx.settings.resync_interval)
+    }
+
+    fn new(state: HostState, requeue: Duration) -> Self {
         Self {
             state,
             failure: None,
             inventory: None,
             power: None,
-            requeue: ctx.settings.resync_interval,
+            requeue,
+            attempt: None,
+            last_failure: None,
+            provisioned_at: None,
+            waiting: None,
+            skip_write: false,
         }
     }
 
     /// A failure: retry after the host's next backoff step.
     fn failed(ctx: &Context, key: &str, state: HostState, failure: Failure) -> Self {
-        Self {
-            state,
-            failure: Some(failure),
-            inventory: None,
-            power: None,
-            requeue: ctx.backoff(key),
-        }
+        let mut o = Self::new(state, ctx.backoff(key));
+        o.failure = Some(failure);
+        o
     }
 }
 
@@ -95,12 +120,22 @@ pub async fn apply(host: Arc<PhysicalHost>, ctx: Arc<Context>) -> Result<Action,
         Some(f) => ctx.metrics.reconcile_error(CONTROLLER, f.reason),
         None => ctx.reset_backoff(&key),
     }
+    if outcome.skip_write {
+        return Ok(Action::requeue(outcome.requeue));
+    }
     let desired = next_status(&host, &prev, &outcome);
     let wrote = status::apply(&hosts, &host, &desired)
         .await
         .map_err(Error::Kube)?;
+    // The attempt's outcome is written: its slot is free for a waiting host.
+    if !slots::is_booting(&desired) {
+        ctx.provisions.release(&key);
+    }
     if wrote {
         publish_events(&ctx, &host, &prev, &desired, outcome.failure.as_ref()).await;
+        if let Some(f) = &outcome.last_failure {
+            publish_attempt_failure(&ctx, &host, f).await;
+        }
     }
     Ok(Action::requeue(outcome.requeue))
 }
@@ -133,15 +168,42 @@ async fn step(
         return Ok(ok(HostState::Deprovisioning));
     }
 
+    // Attempts: starting, booting, following the callback's records, timeouts, cleaning.
+    if let Some(s) = host.status.as_ref()
+        && slots::is_booting(s)
+    {
+        ctx.provisions.hold(&key);
+    }
+    let now = status::now();
+    let host_ref = ObjectRef::from_obj(host);
+    let slot = || ctx.provisions.try_acquire(&key, host_ref.clone());
+    let mint = |mode, image| mint_attempt(ctx, host, mode, image, &now);
+    let plan = match state {
+        HostState::InUse
+        | HostState::Inspecting
+        | HostState::Deploying
+        | HostState::Provisioned
+            if claimed =>
+        {
+            attempt::plan_claimed(host, &ctx.settings, state, &now, slot, mint)
+        }
+        HostState::Deprovisioning => cleaning::plan_cleaning(host, &ctx.settings, &now, slot, mint),
+        HostState::Error => cleaning::plan_cleaning_failed(host).unwrap_or(Plan::Idle),
+        _ => Plan::Idle,
+    };
+    if plan != Plan::Idle {
+        return run_plan(host, ctx, secrets, state, plan, &now).await;
+    }
+
     // A deprovision is bounded from the moment it started, whatever fails meanwhile.
     let deprovisioning = state == HostState::Deprovisioning;
-    if deprovisioning && deprovision_left(ctx, prev).is_zero() {
+    if deprovisioning && deprovision_left(ctx, host, prev).is_zero() {
         let cause = prev.error_message.clone().unwrap_or_default();
         return Ok(fail(HostState::Error, timed_out(ctx, &cause)));
     }
     let bounded = |mut o: Outcome| {
         if deprovisioning {
-            o.requeue = o.requeue.min(deprovision_left(ctx, prev));
+            o.requeue = o.requeue.min(deprovision_left(ctx, host, prev));
         }
         o
     };
@@ -163,7 +225,10 @@ async fn step(
         host.metadata.generation.unwrap_or_default(),
         ctx.secrets_digest(&loaded.secrets)
     );
-    let idle = matches!(state, HostState::Available | HostState::InUse);
+    let idle = matches!(
+        state,
+        HostState::Available | HostState::InUse | HostState::Provisioned
+    );
     if idle
         && let Some(ago) = ctx.checked_ago(&key, &fingerprint)
         && ago < ctx.settings.resync_interval
@@ -202,7 +267,7 @@ async fn bmc_step(
 
     match state {
         HostState::Deprovisioning => {
-            match deprovision::power_off_and_clear(conn, deprovision_left(ctx, prev)).await {
+            match deprovision::power_off_and_clear(conn, deprovision_left(ctx, host, prev)).await {
                 Ok(power) => {
                     let mut o = ok(HostState::Available);
                     o.power = Some(enroll::power_state(&power));
@@ -210,7 +275,7 @@ async fn bmc_step(
                     o
                 }
                 Err(f) => {
-                    let left = deprovision_left(ctx, prev);
+                    let left = deprovision_left(ctx, host, prev);
                     if left.is_zero() {
                         return fail(HostState::Error, timed_out(ctx, &f.message));
                     }
@@ -259,9 +324,360 @@ async fn bmc_step(
     }
 }
 
-/// What is left of the deprovision timeout, counted from when the host became Deprovisioning.
-fn deprovision_left(ctx: &Context, prev: &PhysicalHostStatus) -> Duration {
-    let Some(started) = prev.last_state_change.as_ref().map(|t| t.0) else {
+/// Mints a new attempt (only hashes of its secrets) for `host`.
+fn mint_attempt(
+    ctx: &Context,
+    host: &PhysicalHost,
+    mode: AttemptMode,
+    image: Option<String>,
+    now: &Time,
+) -> Result<Attempt, String> {
+    let uid = host.uid().ok_or("the host has no metadata.uid")?;
+    let kexec = mode == AttemptMode::Provision
+        && host
+            .spec
+            .provisioning
+            .as_ref()
+            .is_some_and(|p| p.handoff == crate::api::beskar7_machine::Handoff::Kexec);
+    let s = &ctx.settings;
+    // The token outlives the attempt's own timeouts (the agent's last call must authenticate);
+    // the nonce lives the contract's ~10 minutes.
+    let token = match mode {
+        AttemptMode::Provision => s.inspection_timeout + s.deployment_timeout,
+        AttemptMode::Clean => s.deprovision_timeout,
+    } + Duration::from_secs(300);
+    let lifetimes = crate::tokens::AttemptLifetimes {
+        nonce: Duration::from_secs(600),
+        token,
+    };
+    let mut a = crate::tokens::mint_attempt(&ctx.token_key, &uid, mode, kexec, now.0, lifetimes)
+        .map_err(|e| e.to_string())?;
+    a.agent_image_url = image;
+    Ok(a)
+}
+
+/// Reads the host from the API server (not the cache) before a step that must not run twice
+/// (starting an attempt, booting, ending one): the cache may not show this controller's last
+/// write yet.
+async fn fresh(ctx: &Context, host: &PhysicalHost) -> Result<Option<PhysicalHost>, Error> {
+    let api: Api<PhysicalHost> =
+        Api::namespaced(ctx.client.clone(), &host.namespace().unwrap_or_default());
+    api.get_opt(&host.name_any()).await.map_err(Error::Kube)
+}
+
+/// Whether the host as the API server has it still needs the step planned from the cache.
+fn same_attempt(cached: &PhysicalHost, fresh: &PhysicalHost) -> bool {
+    let part = |h: &PhysicalHost| {
+        let s = h.status.as_ref();
+        (
+            s.and_then(|s| s.state),
+            s.and_then(|s| s.attempt.as_ref())
+                .map(Attempt::controller_part),
+            s.and_then(|s| s.last_failure.clone()),
+            attempt::attempt_of(h).map(crate::callback::records::Records::of),
+        )
+    };
+    part(cached) == part(fresh)
+}
+
+/// Opens the BMC connection (Secrets read now); `Ok(Err)` is a credentials or config problem.
+async fn open_bmc<'a>(
+    ctx: &'a Context,
+    host: &PhysicalHost,
+    secrets: &Api<Secret>,
+) -> Result<Result<BmcConn<'a>, Failure>, Error> {
+    let mut loaded = match credentials::load(secrets, host)
+        .await
+        .map_err(Error::Kube)?
+    {
+        Ok(s) => s,
+        Err(f) => return Ok(Err(f)),
+    };
+    credentials::ensure_owned(secrets, host, &mut loaded.secrets)
+        .await
+        .map_err(Error::Kube)?;
+    Ok(BmcConn::open(ctx, host, loaded))
+}
+
+fn boot_mode(host: &PhysicalHost) -> Option<crate::redfish::BootMode> {
+    use crate::api::beskar7_machine::BootMode as Api;
+    let mode = match attempt::attempt_of(host).and_then(|a| a.mode) {
+        Some(AttemptMode::Provision) => host.spec.provisioning.as_ref()?.boot_mode?,
+        // Cleaning boots the way the server booted before.
+        _ => return None,
+    };
+    Some(match mode {
+        Api::Uefi => crate::redfish::BootMode::Uefi,
+        Api::Legacy => crate::redfish::BootMode::Legacy,
+    })
+}
+
+/// Carries out an attempt step.
+async fn run_plan(
+    host: &PhysicalHost,
+    ctx: &Context,
+    secrets: &Api<Secret>,
+    state: HostState,
+    plan: Plan,
+    now: &Time,
+) -> Result<Outcome, Error> {
+    let resync = ctx.settings.resync_interval;
+    let skip = || {
+        let mut o = Outcome::new(state, Duration::from_secs(1));
+        o.skip_write = true;
+        o
+    };
+    let current = || {
+        attempt::attempt_of(host)
+            .map(Attempt::controller_part)
+            .unwrap_or_default()
+    };
+    match plan {
+        Plan::Idle => Ok(Outcome::ok(ctx, state)),
+        Plan::Wait {
+            state,
+            reason,
+            message,
+        } => {
+            // A freed slot wakes the host; the timer is only a safety net.
+            let requeue = if reason == attempt::WAITING_FOR_SLOT {
+                Duration::from_secs(30)
+            } else {
+                resync
+            };
+            let mut o = Outcome::new(state, requeue);
+            o.waiting = Some((reason, message));
+            Ok(o)
+        }
+        Plan::Start {
+            state: next,
+            attempt,
+        } => {
+            match fresh(ctx, host).await? {
+                Some(f) if same_attempt(host, &f) => {}
+                _ => return Ok(skip()),
+            }
+            tracing::info!(mode = ?attempt.mode, "starting an attempt");
+            // The write's watch event runs the boot step at once.
+            let mut o = Outcome::new(next, Duration::from_secs(10));
+            o.attempt = Some(*attempt);
+            Ok(o)
+        }
+        Plan::Progress {
+            state: next,
+            deploying_at,
+            next_deadline,
+        } => {
+            // Timestamps have second precision: look again just after the deadline.
+            let mut o = Outcome::new(next, next_deadline.min(resync) + Duration::from_secs(1));
+            if let Some(at) = deploying_at {
+                let mut a = current();
+                a.deploying_at = Some(at);
+                o.attempt = Some(a);
+            }
+            Ok(o)
+        }
+        Plan::CleaningFailedHold(f) => {
+            let reason = if f.reason == attempt::CLEANING_TIMED_OUT {
+                attempt::CLEANING_TIMED_OUT
+            } else {
+                attempt::CLEANING_FAILED
+            };
+            let mut o = Outcome::new(HostState::Error, resync);
+            o.failure = Some(Failure::new(
+                reason,
+                format!(
+                    "cleaning failed: {}; the host stays out of the pool until annotated {}={} or spec.automatedCleaningMode is disabled",
+                    f.message.as_deref().unwrap_or_default(),
+                    cleaning::RETRY_CLEANING_ANNOTATION,
+                    f.attempt_id.as_deref().unwrap_or_default()
+                ),
+            ));
+            Ok(o)
+        }
+        Plan::Redeprovision => Ok(Outcome::new(
+            HostState::Deprovisioning,
+            Duration::from_secs(1),
+        )),
+        Plan::Boot { attempt_id } => {
+            match fresh(ctx, host).await? {
+                Some(f) if same_attempt(host, &f) => {}
+                _ => return Ok(skip()),
+            }
+            let a = current();
+            let mode = a.mode.unwrap_or(AttemptMode::Provision);
+            let conn = match open_bmc(ctx, host, secrets).await? {
+                Ok(c) => c,
+                Err(f) => {
+                    let af = boot_failure(&a, &f, now);
+                    return Ok(fail_attempt(ctx, host, Err(f), af).await);
+                }
+            };
+            let booted = {
+                let lock = ctx.bmc_lock(&host.spec.redfish_connection.address);
+                let _one_operation_per_bmc = lock.lock().await;
+                conn.run(
+                    "pxe_boot",
+                    conn.client
+                        .pxe_boot(boot_mode(host), Some(Duration::from_secs(120))),
+                )
+                .await
+            };
+            match booted {
+                Ok((_, power)) => {
+                    tracing::info!(attempt = %attempt_id, ?mode, "one-time PXE set and the server powered on");
+                    let deadline = match mode {
+                        AttemptMode::Provision => ctx.settings.inspection_timeout,
+                        AttemptMode::Clean => ctx.settings.deprovision_timeout,
+                    };
+                    let mut o = Outcome::new(state, deadline.min(resync) + Duration::from_secs(1));
+                    let mut next = a;
+                    next.booted_at = Some(now.clone());
+                    o.attempt = Some(next);
+                    o.power = Some(enroll::power_state(&power.state));
+                    Ok(o)
+                }
+                Err(e) => {
+                    let f = Failure::from(&e);
+                    let af = boot_failure(&a, &f, now);
+                    Ok(fail_attempt(ctx, host, Ok(&conn), af).await)
+                }
+            }
+        }
+        Plan::Provisioned => {
+            match fresh(ctx, host).await? {
+                Some(f) if same_attempt(host, &f) => {}
+                _ => return Ok(skip()),
+            }
+            match open_bmc(ctx, host, secrets).await? {
+                Ok(conn) => {
+                    let lock = ctx.bmc_lock(&host.spec.redfish_connection.address);
+                    let _one_operation_per_bmc = lock.lock().await;
+                    // The override was one-time and is normally used up; a failure here does
+                    // not take the server from its machine.
+                    if let Err(e) = conn
+                        .run("clear_boot_override", conn.client.clear_boot_override())
+                        .await
+                    {
+                        tracing::warn!(error = %e, "provisioned, but the boot override could not be cleared");
+                    }
+                }
+                Err(f) => {
+                    tracing::warn!(reason = f.reason, error = %f.message, "provisioned, but the BMC could not be reached to clear the boot override");
+                }
+            }
+            let mut o = Outcome::new(HostState::Provisioned, resync);
+            o.provisioned_at = Some(
+                attempt::attempt_of(host)
+                    .and_then(|a| crate::callback::records::Records::of(a).provisioned_at)
+                    .unwrap_or_else(|| now.clone()),
+            );
+            Ok(o)
+        }
+        Plan::Fail(af) => {
+            // Once per failure: a cache that lags behind the failure's own write must not
+            // record (and announce) it twice.
+            match fresh(ctx, host).await? {
+                Some(f) if same_attempt(host, &f) => {}
+                _ => return Ok(skip()),
+            }
+            let conn = open_bmc(ctx, host, secrets).await?;
+            Ok(fail_attempt(ctx, host, conn.as_ref().map_err(Clone::clone), af).await)
+        }
+    }
+}
+
+/// The attempt failure of a boot that did not happen: the BMC refused or failed the one-time
+/// PXE or the power-on (BootFailed), or could not be used at all (BMCError).
+fn boot_failure(a: &Attempt, f: &Failure, now: &Time) -> AttemptFailure {
+    let reason = match f.reason {
+        conditions::BMC_OPERATION_FAILED | conditions::BMC_UNSUPPORTED => attempt::BOOT_FAILED,
+        _ => attempt::BMC_ERROR,
+    };
+    let reason = match a.mode {
+        Some(AttemptMode::Clean) => attempt::CLEANING_FAILED,
+        _ => reason,
+    };
+    AttemptFailure {
+        attempt_id: a.id.clone(),
+        provider_id: None, // set from the claim when the failure is recorded (fail_attempt)
+        mode: a.mode,
+        reason: reason.to_owned(),
+        message: Some(conditions::truncate(
+            &format!("booting the agent failed: {}", f.message),
+            1024,
+        )),
+        at: Some(now.clone()),
+    }
+}
+
+/// Ends a failed attempt: power off and clear the override (best effort: a dead BMC must not
+/// keep the failure unrecorded), then record it. A provisioning attempt leaves the host claimed
+/// and InUse for the machine controller to decide; a failed cleaning leaves it in Error, out of
+/// the pool.
+async fn fail_attempt(
+    ctx: &Context,
+    host: &PhysicalHost,
+    conn: Result<&BmcConn<'_>, Failure>,
+    mut af: AttemptFailure,
+) -> Outcome {
+    // The claim the failed attempt served: the machine controller acts only on a failure of its
+    // own claim (a failure left from an earlier claim stays as history).
+    af.provider_id = host
+        .spec
+        .provisioning
+        .as_ref()
+        .map(|p| p.provider_id.clone());
+    let clean = af.mode == Some(AttemptMode::Clean);
+    let mut o = Outcome::new(
+        if clean {
+            HostState::Error
+        } else {
+            HostState::InUse
+        },
+        ctx.settings.resync_interval,
+    );
+    let powered = match conn {
+        Ok(conn) => {
+            let lock = ctx.bmc_lock(&host.spec.redfish_connection.address);
+            let _one_operation_per_bmc = lock.lock().await;
+            deprovision::power_off_and_clear(conn, ctx.settings.deprovision_timeout).await
+        }
+        Err(f) => Err(f),
+    };
+    match powered {
+        Ok(p) => o.power = Some(enroll::power_state(&p)),
+        Err(f) => {
+            let note = format!(
+                "{}; the server could not be powered off: {}",
+                af.message.as_deref().unwrap_or_default(),
+                f.message
+            );
+            af.message = Some(conditions::truncate(&note, 1024));
+            o.failure = Some(f);
+        }
+    }
+    tracing::info!(reason = %af.reason, mode = ?af.mode, "attempt failed");
+    if clean {
+        let reason = if af.reason == attempt::CLEANING_TIMED_OUT {
+            attempt::CLEANING_TIMED_OUT
+        } else {
+            attempt::CLEANING_FAILED
+        };
+        o.failure = Some(Failure::new(reason, af.message.clone().unwrap_or_default()));
+    }
+    o.last_failure = Some(af);
+    o
+}
+
+/// What is left of the deprovision timeout, counted from when the host became Deprovisioning
+/// or, after a cleaning, from when the agent reported `cleaned` (the cleaning had its own).
+fn deprovision_left(ctx: &Context, host: &PhysicalHost, prev: &PhysicalHostStatus) -> Duration {
+    let cleaned = attempt::attempt_of(host)
+        .filter(|a| a.records_are_current())
+        .and_then(|a| a.cleaned_at.as_ref())
+        .map(|t| t.0);
+    let Some(started) = prev.last_state_change.as_ref().map(|t| t.0).max(cleaned) else {
         return ctx.settings.deprovision_timeout;
     };
     let elapsed = k8s_openapi::jiff::Timestamp::now()
@@ -277,7 +693,12 @@ fn deprovision_left(ctx: &Context, prev: &PhysicalHostStatus) -> Duration {
 fn failed_state(state: HostState) -> HostState {
     match state {
         HostState::Deprovisioning => HostState::Deprovisioning,
-        HostState::InUse => HostState::InUse,
+        // An attempt in flight keeps going (its timeouts decide); a provisioned server stays
+        // its machine's.
+        HostState::InUse
+        | HostState::Inspecting
+        | HostState::Deploying
+        | HostState::Provisioned => state,
         _ => HostState::Error,
     }
 }
@@ -333,6 +754,28 @@ fn next_status(
         next.observed_power_state = Some(PowerState::Unknown);
     }
     next.observed_generation = host.meta().generation;
+    if let Some(a) = &outcome.attempt {
+        next.attempt = Some(a.controller_part());
+    }
+    if let Some(f) = &outcome.last_failure {
+        next.last_failure = Some(f.clone());
+    }
+    if let Some(t) = &outcome.provisioned_at {
+        next.provisioned_at = Some(t.clone());
+    }
+    // Back in the pool: the last claim's attempt means nothing any more (lastFailure stays, as
+    // history: it names an attempt that is no longer current).
+    if outcome.state == HostState::Available {
+        next.attempt = None;
+    }
+    let current_failure = next.last_failure.as_ref().filter(|f| {
+        f.attempt_id.is_some() && f.attempt_id == next.attempt.as_ref().and_then(|a| a.id.clone())
+    });
+    if outcome.failure.is_none()
+        && let Some(f) = current_failure
+    {
+        next.error_message = f.message.clone();
+    }
     let enrolled = next.hardware_details.is_some();
     next.conditions = conditions::desired(
         outcome.state,
@@ -342,7 +785,39 @@ fn next_status(
         next.observed_generation,
         &now,
     );
+    let no_boot_mac =
+        enrolled && attempt::boot_mac(host).is_none() && next.mac_addresses.is_empty();
+    next.conditions.extend(conditions::attempt_conditions(
+        &conditions::AttemptView {
+            state: outcome.state,
+            claimed_with_intent: host.is_claimed() && host.spec.provisioning.is_some(),
+            last_failure: current_failure,
+            attempt: next.attempt.as_ref(),
+            waiting: outcome.waiting.as_ref().map(|(r, m)| (*r, m.as_str())),
+            no_boot_mac,
+        },
+        &prev.conditions,
+        next.observed_generation,
+        &now,
+    ));
     next
+}
+
+/// A Warning event for a failed attempt (reason and message only: never a secret).
+async fn publish_attempt_failure(ctx: &Context, host: &PhysicalHost, f: &AttemptFailure) {
+    let ev = Event {
+        type_: EventType::Warning,
+        reason: f.reason.clone(),
+        note: Some(conditions::truncate(
+            f.message.as_deref().unwrap_or_default(),
+            1000,
+        )),
+        action: "Provision".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, &host.object_ref(&())).await {
+        tracing::warn!(error = %e, "could not publish an event");
+    }
 }
 
 /// Events for what changed: a new state, or a new failure reason. Reasons and messages only
@@ -400,6 +875,7 @@ async fn publish_events(
 /// unknown).
 pub async fn cleanup(host: Arc<PhysicalHost>, ctx: Arc<Context>) -> Result<Action, Error> {
     let key = object_key(&host);
+    ctx.provisions.forget(&key, &ObjectRef::from_obj(&*host));
     ctx.reset_backoff(&key);
     ctx.forget_checked(&key);
     let state = host.state();
@@ -490,13 +966,10 @@ mod tests {
     }
 
     fn outcome(state: HostState, failure: Option<Failure>, power: Option<PowerState>) -> Outcome {
-        Outcome {
-            state,
-            failure,
-            inventory: None,
-            power,
-            requeue: Duration::ZERO,
-        }
+        let mut o = Outcome::new(state, Duration::ZERO);
+        o.failure = failure;
+        o.power = power;
+        o
     }
 
     #[test]

@@ -14,8 +14,9 @@ use crate::api::physical_host::{PhysicalHost, PhysicalHostStatus};
 /// The field manager of the PhysicalHost controller's status writes.
 pub const FIELD_MANAGER: &str = "beskar7-physicalhost";
 
-/// The fields of `status` this controller writes; other writers (the callback servers, the
-/// provisioning flow) own the rest under their own field managers.
+/// The fields of `status` this controller writes; the callback servers own the rest
+/// (`status.inspection` and the records in `status.attempt`) under their own field manager.
+/// The attempt is a granular map: applying its controller fields leaves the callback's alone.
 pub fn owned(status: Option<&PhysicalHostStatus>) -> PhysicalHostStatus {
     let Some(s) = status else {
         return PhysicalHostStatus::default();
@@ -30,6 +31,14 @@ pub fn owned(status: Option<&PhysicalHostStatus>) -> PhysicalHostStatus {
         last_state_change: s.last_state_change.clone(),
         observed_generation: s.observed_generation,
         conditions: s.conditions.clone(),
+        // Only the controller's part of the attempt: the callback owns its records.
+        attempt: s
+            .attempt
+            .as_ref()
+            .map(crate::api::Attempt::controller_part)
+            .filter(|a| *a != crate::api::Attempt::default()),
+        last_failure: s.last_failure.clone(),
+        provisioned_at: s.provisioned_at.clone(),
         ..PhysicalHostStatus::default()
     }
 }
