@@ -366,20 +366,68 @@ impl Env {
         lines[lines.len().saturating_sub(60)..].join("\n")
     }
 
-    /// Writes host status as the host-side attempt flow will (its own field manager).
-    pub async fn host_status(&self, name: &str, status: serde_json::Value) {
+    /// The id of the host's attempt, once the real host controller has booted it (the sim BMC
+    /// has no virtual host behind it: the test plays the agent).
+    async fn booted_attempt(&self, name: &str) -> String {
+        let h = self
+            .cluster
+            .wait_host(NS, name, "an attempt booted", |h| {
+                h.status
+                    .as_ref()
+                    .and_then(|s| s.attempt.as_ref())
+                    .is_some_and(|a| a.id.is_some() && a.booted_at.is_some())
+            })
+            .await;
+        h.status.unwrap().attempt.unwrap().id.unwrap()
+    }
+
+    /// Records an agent callback as the callback servers do (a merge patch under their field
+    /// manager, tied to the current attempt); the real host controller reacts to it.
+    async fn callback_record(&self, name: &str, record: &str, extra: serde_json::Value) {
+        let id = self.booted_attempt(name).await;
+        let now = k8s_openapi::jiff::Timestamp::now();
+        let now = k8s_openapi::jiff::Timestamp::from_second(now.as_second()).unwrap_or(now);
+        let mut status = json!({"attempt": {"recordsAttemptID": id, record: now.to_string()}});
+        if let (Some(s), serde_json::Value::Object(extra)) = (status.as_object_mut(), extra) {
+            s.extend(extra);
+        }
         self.hosts()
             .patch_status(
                 name,
-                &PatchParams::apply("beskar7-attempt").force(),
-                &Patch::Apply(json!({
-                    "apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1",
-                    "kind": "PhysicalHost",
-                    "status": status,
-                })),
+                &PatchParams {
+                    field_manager: Some("beskar7-callback".into()),
+                    ..PatchParams::default()
+                },
+                &Patch::Merge(json!({ "status": status })),
             )
             .await
-            .expect("host status");
+            .expect("callback record");
+    }
+
+    /// The agent's hardware report (the normalized `status.inspection`) for the current attempt.
+    pub async fn agent_reports(&self, name: &str, inspection: serde_json::Value) {
+        self.callback_record(name, "reportedAt", json!({ "inspection": inspection }))
+            .await;
+    }
+
+    /// The agent's `provisioned` for the current attempt.
+    pub async fn agent_provisioned(&self, name: &str) {
+        self.callback_record(name, "provisionedAt", json!({})).await;
+    }
+
+    /// Reports enough hardware, then provisioned, waiting for the host to follow each step.
+    pub async fn agent_provisions(&self, name: &str, nics: serde_json::Value) {
+        self.agent_reports(
+            name,
+            json!({"cpuCores": 64, "memoryMiB": 262144, "diskGB": 2000, "nics": nics}),
+        )
+        .await;
+        self.cluster
+            .wait_host(NS, name, "Deploying", |h| {
+                h.state() == Some(HostState::Deploying)
+            })
+            .await;
+        self.agent_provisioned(name).await;
     }
 }
 

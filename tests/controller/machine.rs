@@ -107,7 +107,11 @@ async fn a_machine_waits_for_each_prerequisite_with_a_reason_then_claims_a_host(
         .unwrap();
     let m = env
         .wait_b7m("m1", "Associated", |m| {
-            phase(m) == Some(MachinePhase::Associated) && bound_to(m).is_some()
+            // Associated, or already Inspecting: the host starts its attempt at once.
+            matches!(
+                phase(m),
+                Some(MachinePhase::Associated | MachinePhase::Inspecting)
+            ) && bound_to(m).is_some()
         })
         .await;
     assert_eq!(bound_to(&m).as_deref(), Some("default/h1"));
@@ -225,11 +229,7 @@ async fn twelve_machines_racing_for_four_hosts_claim_each_host_once() {
     }
     let settled = |ms: &[std::sync::Arc<Beskar7Machine>]| {
         ms.len() == 12
-            && ms
-                .iter()
-                .filter(|m| bound_to(m).is_some() && phase(m) == Some(MachinePhase::Associated))
-                .count()
-                == 4
+            && ms.iter().filter(|m| bound_to(m).is_some()).count() == 4
             && ms
                 .iter()
                 .filter(|m| reason(m, "HostAssociated") == "NoHostAvailable")
@@ -288,10 +288,7 @@ async fn twelve_machines_racing_for_four_hosts_claim_each_host_once() {
     // A fifth host: exactly one waiting machine gets it.
     env.add_host_nowait("h4", json!({}), 32, 64).await;
     env.wait_all(env.b7ms(), "5 bound and 7 waiting", |ms| {
-        ms.iter()
-            .filter(|m| bound_to(m).is_some() && phase(m) == Some(MachinePhase::Associated))
-            .count()
-            == 5
+        ms.iter().filter(|m| bound_to(m).is_some()).count() == 5
             && ms
                 .iter()
                 .filter(|m| reason(m, "HostAssociated") == "NoHostAvailable")
@@ -313,19 +310,19 @@ async fn a_provisioned_host_makes_the_machine_provisioned_with_provider_id_and_a
     env.capi_cluster("c1", json!({}), true).await;
     env.full_machine("m1", "c1", json!({})).await;
     env.wait_b7m("m1", "bound", |m| bound_to(m).is_some()).await;
+    // The real host controller boots an attempt; the test plays the agent's callbacks.
     env.cluster
-        .wait_host(NS, "h1", "InUse", |h| h.state() == Some(HostState::InUse))
+        .wait_host(NS, "h1", "Inspecting", |h| {
+            h.state() == Some(HostState::Inspecting)
+        })
         .await;
-
-    // The host-side flow: inspecting, then provisioned with the agent's report.
-    env.host_status("h1", json!({"state": "Inspecting"})).await;
     env.wait_b7m("m1", "Inspecting", |m| {
         phase(m) == Some(MachinePhase::Inspecting)
     })
     .await;
-    env.host_status(
+    env.agent_provisions(
         "h1",
-        json!({"state": "Provisioned", "inspection": {"nics": [{"name": "eno1", "ipAddresses": ["192.168.150.21/24"]}]}}),
+        json!([{"name": "eno1", "ipAddresses": ["192.168.150.21/24"]}]),
     )
     .await;
     let m = env
@@ -384,21 +381,10 @@ async fn a_failed_attempt_releases_the_host_and_the_machine_claims_another_never
         }
     });
 
-    // The agent's report falls short: the host-side flow records the failed attempt.
-    let pid = env
-        .hosts()
-        .get("small")
-        .await
-        .unwrap()
-        .spec
-        .provisioning
-        .unwrap()
-        .provider_id;
-    env.host_status(
-        "small",
-        json!({"state": "InUse", "attempt": {"id": "a1"}, "lastFailure": {"attemptID": "a1", "providerID": pid, "reason": "RequirementsNotMet", "message": "8 CPU cores < 16"}}),
-    )
-    .await;
+    // The agent's report (authoritative over the BMC's 32) falls short: the real host
+    // controller fails the attempt and records it for the machine.
+    env.agent_reports("small", json!({"cpuCores": 8, "memoryMiB": 65536}))
+        .await;
     let m = env
         .wait_b7m("m1", "released and Failed", |m| {
             bound_to(m).is_none() && phase(m) == Some(MachinePhase::Failed)
@@ -409,7 +395,7 @@ async fn a_failed_attempt_releases_the_host_and_the_machine_claims_another_never
         (status.as_str(), r.as_str()),
         ("False", "RequirementsNotMet")
     );
-    assert!(msg.contains("8 CPU cores < 16"), "{msg}");
+    assert!(msg.contains("found 8 CPU cores, need 16"), "{msg}");
     let rejected = m.status.clone().unwrap().rejected_hosts;
     assert_eq!(rejected.len(), 1);
     assert_eq!(
@@ -427,13 +413,10 @@ async fn a_failed_attempt_releases_the_host_and_the_machine_claims_another_never
 
     // Another host appears: the machine claims it.
     env.add_host_nowait("big", json!({}), 64, 64).await;
-    let m = env
-        .wait_b7m("m1", "bound to big", |m| {
-            bound_to(m).as_deref() == Some("default/big")
-                && phase(m) == Some(MachinePhase::Associated)
-        })
-        .await;
-    assert_eq!(phase(&m), Some(MachinePhase::Associated));
+    env.wait_b7m("m1", "bound to big", |m| {
+        bound_to(m).as_deref() == Some("default/big")
+    })
+    .await;
     // The small host was never claimed again.
     let claims = log.check();
     assert_eq!(
@@ -483,7 +466,7 @@ async fn a_paused_cluster_or_machine_changes_nothing_until_unpaused() {
             cond(m, "Paused").is_some_and(|c| c.1 == "NotPaused") && bound_to(m).is_some()
         })
         .await;
-    assert_eq!(phase(&m), Some(MachinePhase::Associated));
+    assert!(bound_to(&m).is_some());
 
     // The paused annotation on the machine: the host's progress is not mirrored meanwhile.
     env.b7ms()
@@ -498,7 +481,8 @@ async fn a_paused_cluster_or_machine_changes_nothing_until_unpaused() {
         cond(m, "Paused").is_some_and(|c| c.0 == "True")
     })
     .await;
-    env.host_status("h1", json!({"state": "Provisioned"})).await;
+    let before = phase(&env.b7ms().get("m1").await.unwrap());
+    env.agent_provisions("h1", json!([])).await;
     // Wait for a later event the controller must also see (the host controller's status), then
     // check the machine did not follow the host while paused.
     env.cluster
@@ -508,7 +492,7 @@ async fn a_paused_cluster_or_machine_changes_nothing_until_unpaused() {
         .await;
     let m = env.b7ms().get("m1").await.unwrap();
     assert!(!m.is_provisioned());
-    assert_eq!(phase(&m), Some(MachinePhase::Associated));
+    assert_eq!(phase(&m), before);
     env.b7ms()
         .patch(
             "m1",
