@@ -241,6 +241,28 @@ pub fn backoff_delay(base: Duration, max: Duration, failures: u32) -> Duration {
     base.saturating_mul(1u32 << exp).min(max)
 }
 
+/// An Api over one namespace, or all of them.
+pub fn scoped_api<K>(client: &Client, namespace: Option<&str>) -> kube::Api<K>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => kube::Api::namespaced(client.clone(), ns),
+        None => kube::Api::all(client.clone()),
+    }
+}
+
+/// The watch of a controller's own kind: `cluster.x-k8s.io/watch-filter=<value>` when the
+/// manager runs with `--watch-filter` (the CAPI convention).
+pub fn watch_config(watch_filter: Option<&str>) -> kube::runtime::watcher::Config {
+    let config = kube::runtime::watcher::Config::default().any_semantic();
+    match watch_filter {
+        Some(v) => config.labels(&format!("{}={v}", physical_host::WATCH_FILTER_LABEL)),
+        None => config,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

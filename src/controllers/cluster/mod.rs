@@ -23,13 +23,12 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use futures::StreamExt;
+use kube::ResourceExt;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
-use kube::{Api, ResourceExt};
 
 use super::Context;
-use super::physical_host::{Scope, WATCH_FILTER_LABEL};
+use super::physical_host::Scope;
 use crate::api::Beskar7Cluster;
 use crate::api::capi::Cluster;
 use crate::api::physical_host::PhysicalHost;
@@ -96,17 +95,6 @@ fn in_ns(store: &Store<Beskar7Cluster>, ns: Option<&str>) -> Vec<Arc<Beskar7Clus
         .collect()
 }
 
-fn api<K>(client: &kube::Client, ns: Option<&str>) -> Api<K>
-where
-    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>,
-    K::DynamicType: Default,
-{
-    match ns {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
-}
-
 /// Runs the controller until `shutdown`; `ready` turns true once its cache is filled.
 pub async fn run(
     base: Arc<Context>,
@@ -117,11 +105,11 @@ pub async fn run(
 ) {
     let client = base.client.clone();
     let ns = scope.namespace.as_deref();
-    let mut config = watcher::Config::default().any_semantic();
-    if let Some(v) = &scope.watch_filter {
-        config = config.labels(&format!("{WATCH_FILTER_LABEL}={v}"));
-    }
-    let controller = Controller::new(api::<Beskar7Cluster>(&client, ns), config.clone());
+    let config = super::watch_config(scope.watch_filter.as_deref());
+    let controller = Controller::new(
+        super::scoped_api::<Beskar7Cluster>(&client, ns),
+        config.clone(),
+    );
     let store = controller.store();
     super::mark_ready_when_synced(store.clone(), ready, "Beskar7Cluster");
     let (s1, s2) = (store.clone(), store);
@@ -131,31 +119,39 @@ pub async fn run(
     });
     controller
         // Any host change may add or remove a zone: wake the namespace's clusters.
-        .watches(api::<PhysicalHost>(&client, ns), config.clone(), move |h| {
-            in_ns(&s1, h.namespace().as_deref())
-                .iter()
-                .map(|c| ObjectRef::from_obj(&**c))
-                .collect::<Vec<_>>()
-        })
+        .watches(
+            super::scoped_api::<PhysicalHost>(&client, ns),
+            config.clone(),
+            move |h| {
+                in_ns(&s1, h.namespace().as_deref())
+                    .iter()
+                    .map(|c| ObjectRef::from_obj(&**c))
+                    .collect::<Vec<_>>()
+            },
+        )
         // A Cluster change (endpoint, pause) wakes the Beskar7Clusters it owns or references.
-        .watches(api::<Cluster>(&client, ns), config, move |cl| {
-            let name = cl.metadata.name.clone().unwrap_or_default();
-            let infra = cl
-                .spec
-                .infrastructure_ref
-                .as_ref()
-                .filter(|r| r.kind == "Beskar7Cluster")
-                .map(|r| r.name.clone());
-            in_ns(&s2, cl.metadata.namespace.as_deref())
-                .iter()
-                .filter(|c| {
-                    Some(c.name_any()) == infra
-                        || crate::api::capi::cluster_owner(&c.metadata)
-                            .is_some_and(|o| o.name == name)
-                })
-                .map(|c| ObjectRef::from_obj(&**c))
-                .collect::<Vec<_>>()
-        })
+        .watches(
+            super::scoped_api::<Cluster>(&client, ns),
+            config,
+            move |cl| {
+                let name = cl.metadata.name.clone().unwrap_or_default();
+                let infra = cl
+                    .spec
+                    .infrastructure_ref
+                    .as_ref()
+                    .filter(|r| r.kind == "Beskar7Cluster")
+                    .map(|r| r.name.clone());
+                in_ns(&s2, cl.metadata.namespace.as_deref())
+                    .iter()
+                    .filter(|c| {
+                        Some(c.name_any()) == infra
+                            || crate::api::capi::cluster_owner(&c.metadata)
+                                .is_some_and(|o| o.name == name)
+                    })
+                    .map(|c| ObjectRef::from_obj(&**c))
+                    .collect::<Vec<_>>()
+            },
+        )
         .with_config(
             controller::Config::default()
                 .concurrency(concurrency)

@@ -24,13 +24,12 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use futures::StreamExt;
+use kube::ResourceExt;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
-use kube::{Api, ResourceExt};
 
 use super::Context;
-use super::physical_host::{Scope, WATCH_FILTER_LABEL};
+use super::physical_host::Scope;
 use crate::api::capi::{Cluster, Machine};
 use crate::api::physical_host::{HostState, PhysicalHost};
 use crate::api::{Beskar7Machine, CLUSTER_NAME_LABEL, GROUP};
@@ -181,17 +180,6 @@ fn machines_for_cluster(
         .collect()
 }
 
-fn api<K>(client: &kube::Client, ns: Option<&str>) -> Api<K>
-where
-    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>,
-    K::DynamicType: Default,
-{
-    match ns {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
-}
-
 /// Runs the controller until `shutdown`; `ready` turns true once the machine cache is filled.
 pub async fn run(
     base: Arc<Context>,
@@ -202,11 +190,11 @@ pub async fn run(
 ) {
     let client = base.client.clone();
     let ns = scope.namespace.as_deref();
-    let mut config = watcher::Config::default().any_semantic();
-    if let Some(v) = &scope.watch_filter {
-        config = config.labels(&format!("{WATCH_FILTER_LABEL}={v}"));
-    }
-    let controller = Controller::new(api::<Beskar7Machine>(&client, ns), config.clone());
+    let config = super::watch_config(scope.watch_filter.as_deref());
+    let controller = Controller::new(
+        super::scoped_api::<Beskar7Machine>(&client, ns),
+        config.clone(),
+    );
     let store = controller.store();
     super::mark_ready_when_synced(store.clone(), ready, "Beskar7Machine");
     let (s1, s2, s3) = (store.clone(), store.clone(), store);
@@ -215,15 +203,21 @@ pub async fn run(
         watch_filter: scope.watch_filter.clone(),
     });
     controller
-        .watches(api::<PhysicalHost>(&client, ns), config.clone(), move |h| {
-            machines_for_host(&s1, &h)
-        })
-        .watches(api::<Machine>(&client, ns), config.clone(), move |m| {
-            machines_for_machine(&s2, &m)
-        })
-        .watches(api::<Cluster>(&client, ns), config, move |c| {
-            machines_for_cluster(&s3, &c)
-        })
+        .watches(
+            super::scoped_api::<PhysicalHost>(&client, ns),
+            config.clone(),
+            move |h| machines_for_host(&s1, &h),
+        )
+        .watches(
+            super::scoped_api::<Machine>(&client, ns),
+            config.clone(),
+            move |m| machines_for_machine(&s2, &m),
+        )
+        .watches(
+            super::scoped_api::<Cluster>(&client, ns),
+            config,
+            move |c| machines_for_cluster(&s3, &c),
+        )
         .with_config(
             controller::Config::default()
                 .concurrency(concurrency)

@@ -102,15 +102,10 @@ fn error_policy(host: Arc<PhysicalHost>, error: &Error, ctx: Arc<Context>) -> Ac
 /// The controller over the hosts in `scope`, not yet running. Its reflector store
 /// (`controller.store()`) is the PhysicalHost cache the callback servers share.
 pub fn controller(client: kube::Client, scope: &Scope) -> Controller<PhysicalHost> {
-    let hosts: Api<PhysicalHost> = match &scope.namespace {
-        Some(ns) => Api::namespaced(client, ns),
-        None => Api::all(client),
-    };
-    let mut host_config = watcher::Config::default().any_semantic();
-    if let Some(value) = &scope.watch_filter {
-        host_config = host_config.labels(&format!("{WATCH_FILTER_LABEL}={value}"));
-    }
-    Controller::new(hosts, host_config)
+    Controller::new(
+        super::scoped_api::<PhysicalHost>(&client, scope.namespace.as_deref()),
+        super::watch_config(scope.watch_filter.as_deref()),
+    )
 }
 
 /// Runs `controller` (from [`controller()`]) until `shutdown` completes; `ready` turns true once
