@@ -162,7 +162,7 @@ pub async fn run(opts: Options) -> Result<(), String> {
         r = provision(&client, &opts, &boot_url, started) => r.map_err(End::Failed),
         // A backstop: `provision` gives the precise timeout (what is stuck) first.
         _ = tokio::time::sleep(opts.timeout + Duration::from_secs(5)) => Err(End::Failed(format!(
-            "timed out after {}s", opts.timeout.as_secs()))),
+            "timed out after {:?}", opts.timeout))),
         why = operator.exited() => Err(End::Failed(format!("the operator {why}"))),
         _ = interrupted() => Err(End::Interrupted),
     };
@@ -328,8 +328,8 @@ async fn provision(
         Err(_) => {
             drop(watching);
             return Err(format!(
-                "timed out after {}s; not provisioned: {}",
-                opts.timeout.as_secs(),
+                "timed out after {:?}; not provisioned: {}",
+                opts.timeout,
                 tracker.stuck(&names)
             ));
         }
