@@ -355,6 +355,18 @@ async fn provision(
     Ok(())
 }
 
+/// Ctrl-C (SIGINT), or a SIGTERM sent to the demo: stop the operator and leave cleanly.
 async fn interrupted() {
-    let _ = tokio::signal::ctrl_c().await;
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
