@@ -5,10 +5,12 @@ NEXTEST_PROFILE ?= default
 PYTEST := .venv/bin/pytest
 KUBECONFIG_OUT ?= /tmp/beskar7-sim.kubeconfig
 LISTEN ?= 127.0.0.1:6443
+HOSTS ?= 5
 
-.PHONY: help build test test-rust test-python venv lint fmt apiserver bench-apiserver crds clean
+.PHONY: help build test test-rust test-python venv lint fmt apiserver demo bench-apiserver crds clean
 
 help:
+	@echo "make demo       the end-to-end demo: $(HOSTS) simulated servers provisioned by the real operator (HOSTS=N)"
 	@echo "make apiserver  run the simulated Kubernetes API server (kubeconfig: $(KUBECONFIG_OUT))"
 	@echo "make test       the whole test suite: Rust (nextest) and the Python-client conformance tests"
 	@echo "make lint       cargo fmt --check and clippy -D warnings"
@@ -45,6 +47,11 @@ fmt:
 apiserver:
 	$(CARGO) run --locked -p beskar7-sim -- apiserver --listen $(LISTEN) --kubeconfig $(KUBECONFIG_OUT) \
 		--crds crds --crds ../shared/fixtures/capi-crds --crds ../shared/fixtures/cert-manager-crds
+
+# The demo runs the beskar7 binary next to beskar7-sim as a child process: build both first.
+demo:
+	$(CARGO) build --locked -p beskar7 -p beskar7-sim
+	$(CARGO) run --locked -q -p beskar7-sim -- demo --hosts $(HOSTS)
 
 # A benchmark, not a test: figures go into notes and docs, never into assertions.
 bench-apiserver:

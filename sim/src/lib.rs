@@ -9,4 +9,5 @@ pub mod apiserver;
 pub mod bench;
 pub mod bmc;
 pub mod capi;
+pub mod demo;
 pub mod host;

@@ -27,6 +27,38 @@ enum Command {
     BenchApiserver(BenchArgs),
     /// Serve one simulated Redfish BMC until interrupted.
     Bmc(BmcArgs),
+    /// The end-to-end demo: N simulated servers, the real operator, a Cluster API cluster of N
+    /// machines; exits 0 once every machine is provisioned.
+    Demo(DemoArgs),
+}
+
+#[derive(clap::Args)]
+struct DemoArgs {
+    /// Simulated servers, and Machines in the cluster.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    hosts: u32,
+    /// How many of the Machines are control-plane Machines.
+    #[arg(long, default_value_t = 1)]
+    control_plane: u32,
+    /// The `beskar7` binary (default: next to this executable).
+    #[arg(long)]
+    operator: Option<PathBuf>,
+    /// Write an admin kubeconfig for the demo's API server here.
+    #[arg(long, default_value = "/tmp/beskar7-demo.kubeconfig")]
+    kubeconfig: PathBuf,
+    /// The API server's address (loopback only); port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// CRD directory to load (repeatable; default: crds/ and ../shared/fixtures/capi-crds/ of
+    /// the checkout this binary was built from).
+    #[arg(long = "crds", value_name = "DIR")]
+    crds: Vec<PathBuf>,
+    /// Give up (exit 1) when the machines are not all provisioned by then: 300s, 5m, 1h.
+    #[arg(long, default_value = "5m", value_parser = beskar7_sim::demo::parse_duration)]
+    timeout: std::time::Duration,
+    /// Where the operator's log goes.
+    #[arg(long, default_value = "/tmp/beskar7-demo-operator.log")]
+    operator_log: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -105,11 +137,17 @@ struct ApiserverArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The demo's output is its progress lines; the sim's own logs are for when things go wrong.
+    let default_filter = match cli.command {
+        Command::Demo(_) => "warn",
+        _ => "info",
+    };
     // One crypto provider for every TLS client in the process (kube's, reqwest's): ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default_filter.into()),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
@@ -125,6 +163,7 @@ fn main() -> ExitCode {
         Command::Apiserver(args) => runtime.block_on(apiserver(args)),
         Command::BenchApiserver(args) => runtime.block_on(bench_apiserver(args)),
         Command::Bmc(args) => runtime.block_on(bmc(args)),
+        Command::Demo(args) => runtime.block_on(demo(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -255,6 +294,30 @@ async fn bmc(args: BmcArgs) -> Result<(), String> {
     bmc.serve(listener, shutdown_signal())
         .await
         .map_err(|e| format!("serving failed: {e}"))
+}
+
+async fn demo(args: DemoArgs) -> Result<(), String> {
+    if !args.listen.ip().is_loopback() {
+        return Err(format!(
+            "--listen {}: the demo listens on loopback only",
+            args.listen
+        ));
+    }
+    beskar7_sim::demo::run(beskar7_sim::demo::Options {
+        hosts: args.hosts,
+        control_plane: args.control_plane,
+        operator: args.operator,
+        kubeconfig: args.kubeconfig,
+        listen: args.listen,
+        crds: if args.crds.is_empty() {
+            beskar7_sim::demo::default_crds()
+        } else {
+            args.crds
+        },
+        timeout: args.timeout,
+        operator_log: args.operator_log,
+    })
+    .await
 }
 
 /// Binds `address` (port 0 picks a free one) and returns the address actually bound.

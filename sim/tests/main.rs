@@ -5,6 +5,7 @@ mod apiserver;
 mod bmc;
 mod capi;
 mod cli;
+mod demo;
 mod host;
 mod kubectl;
 mod support;
