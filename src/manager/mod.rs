@@ -187,10 +187,33 @@ pub async fn run(args: ManagerArgs) -> Result<(), Error> {
         signal.await;
         let _ = stop_tx.send(true);
     });
-    let (_, _, _, served, ()) = tokio::join!(hosts, machines, clusters, server, callback_servers);
-    if let Err(e) = served {
-        tracing::warn!(error = %e, "metrics server ended with an error");
+    let work = async { tokio::join!(hosts, machines, clusters, server, callback_servers) };
+    // Shutdown is bounded: a reconcile stuck on a silent BMC, or a controller stopped before
+    // its cache ever synced (kube-runtime then never finishes), must not outlive the pod's
+    // termination grace period (30 s by default).
+    let grace_over = {
+        let stop = stopped();
+        async move {
+            stop.await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        }
+    };
+    tokio::select! {
+        (_, _, _, served, ()) = work => {
+            if let Err(e) = served {
+                tracing::warn!(error = %e, "metrics server ended with an error");
+            }
+            tracing::info!("beskar7 manager stopped");
+        }
+        () = grace_over => {
+            tracing::warn!(
+                grace_s = SHUTDOWN_GRACE.as_secs(),
+                "work still running after the shutdown grace period; stopping anyway"
+            );
+        }
     }
-    tracing::info!("beskar7 manager stopped");
     Ok(())
 }
+
+/// How long running work may take to finish after SIGTERM.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
