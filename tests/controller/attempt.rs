@@ -855,3 +855,90 @@ async fn a_deployment_past_its_timeout_fails_and_powers_off() {
         ("Off".into(), "Disabled".into())
     );
 }
+
+/// The real `beskar7-agent` binary (built beside this test binary by `cargo nextest run
+/// --workspace`), reporting this machine's own hardware.
+fn agent_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir");
+    let agent = dir.join("beskar7-agent");
+    assert!(
+        agent.exists(),
+        "{} is missing: build the workspace (cargo build --workspace) first",
+        agent.display()
+    );
+    agent
+}
+
+#[tokio::test]
+async fn the_real_agent_reports_this_machines_hardware_and_the_host_goes_deploying() {
+    let rig = Rig::start(&[]).await;
+    // The virtual host boots the agent but stays silent: the real agent speaks instead.
+    let mac = host::mac_for(1);
+    let server = rig
+        .server("s1", Hardware::standard(1, &mac), |c| {
+            c.misbehaviour = Some(Misbehaviour::NeverReports);
+        })
+        .await;
+    rig.host("h1", &server, json!({})).await;
+    rig.claim("h1", None).await;
+    wait_sim(&server, "the agent booted", |s| *s == SimState::Inspecting).await;
+
+    // As iPXE does within the nonce's re-fetch window: the first stage chains to /boot, which
+    // answers the same script again for the same MAC.
+    let http = reqwest::Client::new();
+    let first = http
+        .get(format!("{}/ipxe?mac={mac}", rig.boot_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let chain = first
+        .lines()
+        .find_map(|l| l.strip_prefix("chain "))
+        .unwrap_or_else(|| panic!("no chain in the first stage: {first}"))
+        .trim()
+        .to_owned();
+    let script = http.get(&chain).send().await.unwrap().text().await.unwrap();
+    let kernel_line = script
+        .lines()
+        .find_map(|l| l.strip_prefix("kernel "))
+        .expect("a kernel line");
+    let cmdline = kernel_line.split_once(' ').expect("parameters").1;
+    let dir = std::env::temp_dir().join(format!("b7-agent-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("cmdline");
+    std::fs::write(&file, cmdline).unwrap();
+
+    let out = tokio::process::Command::new(agent_binary())
+        .arg("--cmdline-file")
+        .arg(&file)
+        .arg("--report-only")
+        .output()
+        .await
+        .expect("run beskar7-agent");
+    std::fs::remove_dir_all(&dir).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the agent failed: {stderr}");
+
+    let h = rig
+        .wait("h1", "Deploying", state_is(HostState::Deploying))
+        .await;
+    let report = h.status.clone().unwrap().inspection.expect("the report");
+    // This machine's own hardware, as the agent probed it.
+    let cores = std::thread::available_parallelism().unwrap().get() as i32;
+    assert!(
+        report.cpu_cores.is_some_and(|c| c >= 1 && c >= cores / 2),
+        "cores {:?} (this machine runs {cores} threads)",
+        report.cpu_cores
+    );
+    assert!(report.memory_mib.is_some_and(|m| m > 0), "{report:?}");
+    // The token never reaches the agent's own output.
+    let token = rig.secrets_of(&h).await[0].clone();
+    assert!(!stderr.contains(&token) && !String::from_utf8_lossy(&out.stdout).contains(&token));
+}
