@@ -4,6 +4,7 @@
 pub mod api;
 pub mod callback;
 pub mod controllers;
+pub mod kube_errors;
 pub mod manager;
 pub mod metrics;
 pub mod redfish;

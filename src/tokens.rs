@@ -43,7 +43,10 @@ pub enum TokenError {
         len: usize,
         found: usize,
     },
-    #[error("cannot read or create Secret {namespace}/{name}: {source}")]
+    #[error(
+        "cannot read or create Secret {namespace}/{name}: {}",
+        crate::kube_errors::describe(source)
+    )]
     Kube {
         namespace: String,
         name: String,

@@ -56,7 +56,10 @@ pub enum TlsError {
     },
     #[error("cannot build the TLS server configuration: {0}")]
     Rustls(#[from] rustls::Error),
-    #[error("cannot read or write Secret {namespace}/{name}: {source}")]
+    #[error(
+        "cannot read or write Secret {namespace}/{name}: {}",
+        crate::kube_errors::describe(source)
+    )]
     Kube {
         namespace: String,
         name: String,
