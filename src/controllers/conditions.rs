@@ -1,4 +1,4 @@
-//! metav1 Conditions shared by the machine and cluster controllers: one builder that keeps a
+//! metav1 Conditions shared by the controllers: one builder that keeps a
 //! condition's `lastTransitionTime` while its status does not change, so a settled object
 //! computes exactly the status it already has and nothing is written.
 
@@ -19,6 +19,19 @@ pub fn condition(
     now: &Time,
 ) -> Condition {
     let status = if status { "True" } else { "False" };
+    with_status(previous, type_, status, reason, message, generation, now)
+}
+
+/// [`condition`] with the status as metav1 spells it (`True`, `False` or `Unknown`).
+pub fn with_status(
+    previous: &[Condition],
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: &Time,
+) -> Condition {
     let last_transition_time = match previous.iter().find(|c| c.type_ == type_) {
         Some(b) if b.status == status => b.last_transition_time.clone(),
         _ => now.clone(),

@@ -75,13 +75,7 @@ async fn leave_on_with_override(server: &Server) {
 async fn a_released_host_is_powered_off_cleared_and_available_again() {
     let cluster = Cluster::start().await;
     let server = Server::generic().await;
-    cluster
-        .secret(
-            "default",
-            "bmc",
-            &[("username", USER), ("password", PASSWORD)],
-        )
-        .await;
+    cluster.bmc_secret("default").await;
     let _manager = Manager::start(&cluster, &[]).await;
     let hosts = cluster.hosts("default");
     cluster
@@ -134,13 +128,7 @@ async fn a_released_host_is_powered_off_cleared_and_available_again() {
 async fn a_host_in_use_whose_bmc_fails_stays_in_use_and_says_why() {
     let cluster = Cluster::start().await;
     let server = Server::generic().await;
-    cluster
-        .secret(
-            "default",
-            "bmc",
-            &[("username", USER), ("password", PASSWORD)],
-        )
-        .await;
+    cluster.bmc_secret("default").await;
     let _manager = Manager::start(&cluster, &["--resync-interval", "1s"]).await;
     cluster
         .host("default", "h", &server.url, "bmc", claim()["spec"].clone())
@@ -195,13 +183,7 @@ async fn a_host_in_use_whose_bmc_fails_stays_in_use_and_says_why() {
 async fn a_deprovision_against_a_silent_bmc_times_out_to_power_state_unknown() {
     let cluster = Cluster::start().await;
     let server = Server::generic().await;
-    cluster
-        .secret(
-            "default",
-            "bmc",
-            &[("username", USER), ("password", PASSWORD)],
-        )
-        .await;
+    cluster.bmc_secret("default").await;
     let manager = Manager::start(&cluster, &["--deprovision-timeout", "3s"]).await;
     let hosts = cluster.hosts("default");
     cluster
@@ -268,13 +250,7 @@ async fn a_deprovision_against_a_silent_bmc_times_out_to_power_state_unknown() {
 async fn deleting_a_host_whose_bmc_is_dead_completes() {
     let cluster = Cluster::start().await;
     let mut server = Server::generic().await;
-    cluster
-        .secret(
-            "default",
-            "bmc",
-            &[("username", USER), ("password", PASSWORD)],
-        )
-        .await;
+    cluster.bmc_secret("default").await;
     let _manager = Manager::start(&cluster, &[]).await;
     cluster
         .host("default", "h", &server.url, "bmc", claim()["spec"].clone())
@@ -305,13 +281,7 @@ async fn deleting_a_host_whose_bmc_is_dead_completes() {
 async fn deleting_an_available_host_touches_no_bmc() {
     let cluster = Cluster::start().await;
     let server = Server::generic().await;
-    cluster
-        .secret(
-            "default",
-            "bmc",
-            &[("username", USER), ("password", PASSWORD)],
-        )
-        .await;
+    cluster.bmc_secret("default").await;
     let _manager = Manager::start(&cluster, &[]).await;
     cluster
         .host("default", "h", &server.url, "bmc", json!({}))

@@ -18,13 +18,7 @@ async fn hosts_enroll_to_available_with_inventory_macs_and_power() {
         ..SimConfig::default()
     })
     .await;
-    cluster
-        .secret(
-            "default",
-            "bmc",
-            &[("username", USER), ("password", PASSWORD)],
-        )
-        .await;
+    cluster.bmc_secret("default").await;
     let manager = Manager::start(&cluster, &[]).await;
 
     for (name, server) in [("generic", &generic), ("ilo", &ilo)] {
@@ -127,13 +121,7 @@ async fn hosts_enroll_to_available_with_inventory_macs_and_power() {
 async fn a_settled_host_is_checked_cheaply_and_never_rewritten() {
     let cluster = Cluster::start().await;
     let server = Server::generic().await;
-    cluster
-        .secret(
-            "default",
-            "bmc",
-            &[("username", USER), ("password", PASSWORD)],
-        )
-        .await;
+    cluster.bmc_secret("default").await;
     // A short resync so the quiet period holds several idle checks.
     let manager = Manager::start(&cluster, &["--resync-interval", "1s"]).await;
     cluster
@@ -219,13 +207,7 @@ async fn hosts_sharing_a_bmc_never_have_two_operations_in_flight_on_it() {
         ..SimConfig::default()
     })
     .await;
-    cluster
-        .secret(
-            "default",
-            "bmc",
-            &[("username", USER), ("password", PASSWORD)],
-        )
-        .await;
+    cluster.bmc_secret("default").await;
     let _manager = Manager::start(&cluster, &[]).await;
     let names = ["a", "b", "c", "d"];
     for name in names {

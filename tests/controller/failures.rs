@@ -343,13 +343,7 @@ async fn a_ca_bundle_secret_is_trusted_owned_and_watched() {
     let cluster = Cluster::start().await;
     let tls = untrusted_tls_address();
     let ca = std::str::from_utf8(include_bytes!("../redfish/certs/ca.pem")).unwrap();
-    cluster
-        .secret(
-            "default",
-            "bmc",
-            &[("username", USER), ("password", PASSWORD)],
-        )
-        .await;
+    cluster.bmc_secret("default").await;
     cluster.secret("default", "bmc-ca", &[("ca.crt", ca)]).await;
     let _manager = Manager::start(&cluster, &[]).await;
     let with_ca = |name: &str| json!({"redfishConnection": {"caBundleSecretRef": {"name": name}}});
@@ -410,13 +404,7 @@ async fn a_ca_bundle_secret_is_trusted_owned_and_watched() {
 async fn a_bmc_that_comes_up_later_is_enrolled_after_backoff_without_a_hot_loop() {
     let cluster = Cluster::start().await;
     let dead = dead_address();
-    cluster
-        .secret(
-            "default",
-            "bmc",
-            &[("username", USER), ("password", PASSWORD)],
-        )
-        .await;
+    cluster.bmc_secret("default").await;
     let manager = Manager::start(&cluster, &[]).await;
     cluster
         .host("default", "late", &dead, "bmc", json!({}))

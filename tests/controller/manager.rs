@@ -11,13 +11,7 @@ use super::{Cluster, Manager, PASSWORD, Server, USER};
 async fn endpoints_answer_and_sigterm_exits_zero_promptly() {
     let cluster = Cluster::start().await;
     let server = Server::generic().await;
-    cluster
-        .secret(
-            "default",
-            "bmc",
-            &[("username", USER), ("password", PASSWORD)],
-        )
-        .await;
+    cluster.bmc_secret("default").await;
     let manager = Manager::start(&cluster, &["--log-format", "json"]).await;
     assert_eq!(manager.get("/healthz").await.0, 200);
     assert_eq!(manager.get("/readyz").await.0, 200);

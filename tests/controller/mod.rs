@@ -102,6 +102,12 @@ impl Cluster {
             .expect("namespace");
     }
 
+    /// The BMC credentials Secret `bmc` in `ns`, with the sim BMCs' username and password.
+    pub async fn bmc_secret(&self, ns: &str) {
+        self.secret(ns, "bmc", &[("username", USER), ("password", PASSWORD)])
+            .await;
+    }
+
     /// A credentials Secret with the given keys.
     pub async fn secret(&self, ns: &str, name: &str, data: &[(&str, &str)]) {
         let data: BTreeMap<String, ByteString> = data

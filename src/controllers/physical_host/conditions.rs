@@ -193,19 +193,11 @@ pub fn desired(
     verdicts(state, failure, enrolled)
         .into_iter()
         .map(|(type_, (status, reason, message))| {
-            let before = previous.iter().find(|c| c.type_ == type_);
-            let last_transition_time = match before {
-                Some(b) if b.status == status => b.last_transition_time.clone(),
-                _ => now.clone(),
-            };
-            Condition {
-                type_: type_.to_owned(),
-                status: status.to_owned(),
-                reason,
-                message: truncate(&message, 1024),
-                last_transition_time,
-                observed_generation: generation,
-            }
+            // Cut here with an ellipsis, so the shared builder's own bound changes nothing.
+            let message = truncate(&message, 1024);
+            crate::controllers::conditions::with_status(
+                previous, type_, status, &reason, &message, generation, now,
+            )
         })
         .collect()
 }
@@ -322,20 +314,11 @@ pub fn attempt_conditions(
     }
     out.into_iter()
         .map(|(type_, (status, reason, message))| {
-            let before = previous.iter().find(|c| c.type_ == type_);
-            let last_transition_time = match before {
-                Some(b) if b.status == status => b.last_transition_time.clone(),
-                _ => now.clone(),
-            };
-            Condition {
-                type_: type_.to_owned(),
-                status: status.to_owned(),
-                reason,
-                // metav1 Conditions need a message.
-                message: truncate(&message, 1024),
-                last_transition_time,
-                observed_generation: generation,
-            }
+            // Cut here with an ellipsis, so the shared builder's own bound changes nothing.
+            let message = truncate(&message, 1024);
+            crate::controllers::conditions::with_status(
+                previous, type_, status, &reason, &message, generation, now,
+            )
         })
         .collect()
 }
