@@ -323,9 +323,9 @@ pub struct PhysicalHostStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provisioned_at: Option<Time>,
 
-    /// The last provisioning or cleaning attempt that failed, until a new attempt starts (see
-    /// docs/api.md, "Attempt outcomes"). The machine controller reads it to release the host or
-    /// ask for another attempt.
+    /// The most recent provisioning or cleaning attempt that failed. It describes the current
+    /// attempt only while attemptID equals status.attempt.id; otherwise it is history (see
+    /// docs/api.md, "Attempt outcomes"). The machine controller reads it to release the host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failure: Option<AttemptFailure>,
 
